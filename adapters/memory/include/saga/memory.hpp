@@ -1,0 +1,57 @@
+// In-process adapters: the embedded default and the test doubles' base.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "saga/event_store.hpp"
+#include "saga/transport.hpp"
+
+namespace saga {
+
+// An EventStore in memory with the same semantics as SqliteStore (atomic, idempotent commits).
+class MemoryStore : public EventStore {
+ public:
+  Status commit(const WriteBatch& batch) override;
+  Result<Recovery> recover() override;
+  Result<std::vector<Event>> events(const std::string& saga_id) override;
+  Result<std::optional<SagaSummary>> find(const std::string& saga_id) override;
+  Result<std::vector<SagaSummary>> list(const ListFilter& filter) override;
+
+  size_t outbox_size() const;
+  size_t timer_count() const;
+
+ private:
+  struct Saga {
+    SagaSummary summary;
+    std::vector<Event> events;
+    std::optional<SagaState> snapshot;  // while active
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Saga> sagas_;
+  std::map<std::string, Command> outbox_;
+  std::map<std::string, Timer> timers_;
+};
+
+// Delivers each message to its channel's handler synchronously inside send(), then completes
+// it. A message for a channel nobody subscribed to fails with kUnavailable (retriable).
+class MemoryTransport : public Transport {
+ public:
+  void send(Message message, Completion done) override;
+  Status subscribe(const std::string& channel, Handler handler) override;
+  void unsubscribe(const std::string& channel) override;
+
+ private:
+  struct Sub {
+    Handler handler;
+    std::shared_ptr<std::recursive_mutex> running;  // held while the handler runs (unsubscribe waits)
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Sub> subs_;
+};
+
+}  // namespace saga

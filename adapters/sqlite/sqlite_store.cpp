@@ -1,0 +1,717 @@
+// SqliteStore: one SQLite file in WAL mode, one connection behind a mutex, statements prepared
+// once at open. Schema changes are an ordered list of migrations tracked by PRAGMA user_version.
+#include "saga/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cereal/archives/portable_binary.hpp>
+#include <cstdint>
+#include <exception>
+#include <iterator>
+#include <limits>
+#include <mutex>
+#include <sstream>
+#include <streambuf>
+#include <string_view>
+#include <utility>
+
+namespace saga {
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot codec: a format byte, then a cereal portable binary archive of every SagaState field.
+
+namespace {
+
+constexpr uint8_t kSnapshotFormat = 1;
+
+using OutArchive = cereal::PortableBinaryOutputArchive;
+using InArchive = cereal::PortableBinaryInputArchive;
+
+void put_string(OutArchive& ar, const std::string& s) {
+  ar(static_cast<uint64_t>(s.size()));
+  ar(cereal::binary_data(s.data(), s.size()));
+}
+
+// Reads from a string without copying it, and knows how many bytes are left so that a corrupt
+// length cannot make the decoder allocate more than the input could hold.
+class ViewBuf : public std::streambuf {
+ public:
+  explicit ViewBuf(std::string_view bytes) {
+    char* p = const_cast<char*>(bytes.data());
+    setg(p, p, p + bytes.size());
+  }
+  size_t remaining() const { return static_cast<size_t>(egptr() - gptr()); }
+};
+
+struct Decoder {
+  ViewBuf& buf;
+  InArchive& ar;
+  std::string error;
+
+  template <typename T>
+  T num() {
+    T v{};
+    ar(v);
+    return v;
+  }
+  bool fail(std::string why) {
+    if (error.empty()) error = std::move(why);
+    return false;
+  }
+  bool str(std::string* out, const char* field) {
+    uint64_t n = num<uint64_t>();
+    if (n > buf.remaining()) return fail(std::string(field) + ": length exceeds input");
+    out->resize(n);
+    if (n > 0) ar(cereal::binary_data(out->data(), n));
+    return true;
+  }
+  bool flag(bool* out, const char* field) {
+    uint8_t v = num<uint8_t>();
+    if (v > 1) return fail(std::string(field) + ": not a boolean");
+    *out = v == 1;
+    return true;
+  }
+  template <typename E>
+  bool enumeration(E* out, E max, const char* field) {
+    uint8_t v = num<uint8_t>();
+    if (v > static_cast<uint8_t>(max)) return fail(std::string(field) + ": unknown value");
+    *out = static_cast<E>(v);
+    return true;
+  }
+};
+
+// Smallest encoding of one StepProgress: phase, two int32, flag, empty error length.
+constexpr size_t kMinStepBytes = 1 + 4 + 4 + 1 + 8;
+
+bool decode_fields(Decoder& d, SagaState* s) {
+  if (!d.str(&s->id, "id") || !d.str(&s->definition, "definition")) return false;
+  s->version = d.num<int32_t>();
+  s->seed = d.num<uint64_t>();
+  if (!d.str(&s->input, "input") || !d.str(&s->context, "context") || !d.str(&s->trace, "trace")) {
+    return false;
+  }
+  if (!d.enumeration(&s->status, SagaStatus::kAborted, "status") ||
+      !d.flag(&s->stuck_compensating, "stuck_compensating")) {
+    return false;
+  }
+  uint64_t n = d.num<uint64_t>();
+  if (n > d.buf.remaining() / kMinStepBytes) return d.fail("steps: count exceeds input");
+  s->steps.resize(n);
+  for (StepProgress& p : s->steps) {
+    if (!d.enumeration(&p.phase, StepPhase::kCompensated, "step phase")) return false;
+    p.attempt = d.num<int32_t>();
+    p.comp_attempt = d.num<int32_t>();
+    if (!d.flag(&p.maybe_applied, "maybe_applied") || !d.str(&p.error, "step error")) {
+      return false;
+    }
+  }
+  s->seq = d.num<uint32_t>();
+  s->started_at = from_ms(d.num<int64_t>());
+  s->updated_at = from_ms(d.num<int64_t>());
+  if (!d.str(&s->reason, "reason")) return false;
+  if (d.buf.remaining() != 0) return d.fail("trailing bytes");
+  return true;
+}
+
+}  // namespace
+
+std::string encode_snapshot(const SagaState& s) {
+  std::ostringstream os(std::ios::binary);
+  os.put(static_cast<char>(kSnapshotFormat));
+  {
+    OutArchive ar(os);
+    put_string(ar, s.id);
+    put_string(ar, s.definition);
+    ar(static_cast<int32_t>(s.version), static_cast<uint64_t>(s.seed));
+    put_string(ar, s.input);
+    put_string(ar, s.context);
+    put_string(ar, s.trace);
+    ar(static_cast<uint8_t>(s.status), static_cast<uint8_t>(s.stuck_compensating));
+    ar(static_cast<uint64_t>(s.steps.size()));
+    for (const StepProgress& p : s.steps) {
+      ar(static_cast<uint8_t>(p.phase), static_cast<int32_t>(p.attempt),
+         static_cast<int32_t>(p.comp_attempt), static_cast<uint8_t>(p.maybe_applied));
+      put_string(ar, p.error);
+    }
+    ar(static_cast<uint32_t>(s.seq), static_cast<int64_t>(to_ms(s.started_at)),
+       static_cast<int64_t>(to_ms(s.updated_at)));
+    put_string(ar, s.reason);
+  }
+  return std::move(os).str();
+}
+
+Result<SagaState> decode_snapshot(const std::string& bytes) {
+  if (bytes.empty()) return Status::Corruption("snapshot: empty");
+  const auto format = static_cast<uint8_t>(bytes[0]);
+  if (format != kSnapshotFormat) {
+    return Status::Corruption("snapshot: unknown format version " + std::to_string(format));
+  }
+  try {
+    ViewBuf buf(std::string_view(bytes).substr(1));
+    std::istream is(&buf);
+    InArchive ar(is);
+    Decoder d{buf, ar, {}};
+    SagaState state;
+    if (!decode_fields(d, &state)) return Status::Corruption("snapshot: " + d.error);
+    return state;
+  } catch (const cereal::Exception& e) {
+    return Status::Corruption(std::string("snapshot: ") + e.what());
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("snapshot: ") + e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema.
+
+namespace {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Only timers (small rows) are WITHOUT ROWID. events keeps a rowid: its rows are appended in
+// commit order and only the small (saga_id, seq) index is written where each saga's log ends;
+// clustered by saga, the whole rows would be, and a batch of many sagas wrote about twice as
+// many pages. saga_state carries blobs; outbox's rowid is the insertion order.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE events(
+  saga_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, step INTEGER NOT NULL,
+  attempt INTEGER NOT NULL, compensation INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+  value INTEGER NOT NULL, detail TEXT NOT NULL, data TEXT NOT NULL, trace TEXT NOT NULL,
+  PRIMARY KEY(saga_id, seq));
+CREATE TABLE saga_state(
+  saga_id TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL, version INTEGER NOT NULL,
+  status TEXT NOT NULL, input TEXT NOT NULL, reason TEXT NOT NULL, started_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL, events INTEGER NOT NULL, snapshot BLOB);
+CREATE TABLE outbox(
+  id INTEGER PRIMARY KEY, command_id TEXT NOT NULL UNIQUE, saga_id TEXT NOT NULL,
+  participant TEXT NOT NULL, type TEXT NOT NULL, compensation INTEGER NOT NULL,
+  payload TEXT NOT NULL, trace TEXT NOT NULL);
+CREATE TABLE timers(
+  timer_id TEXT PRIMARY KEY NOT NULL, saga_id TEXT NOT NULL, due_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL, step INTEGER NOT NULL, attempt INTEGER NOT NULL,
+  compensation INTEGER NOT NULL) WITHOUT ROWID;
+)sql"},
+    // Recovery visits active sagas only; timers are read in due order.
+    {2, R"sql(
+CREATE INDEX saga_state_active ON saga_state(saga_id) WHERE snapshot IS NOT NULL;
+CREATE INDEX timers_due ON timers(due_ms);
+)sql"},
+};
+static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
+
+constexpr const char* kTimerKinds[] = {"", "timeout", "retry"};
+
+bool parse_status(std::string_view text, SagaStatus* out) {
+  for (int i = 0; i <= static_cast<int>(SagaStatus::kAborted); ++i) {
+    if (text == status_name(static_cast<SagaStatus>(i))) {
+      *out = static_cast<SagaStatus>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Busy, locked, I/O and disk-full errors can pass; everything else is a bug or bad data.
+Status sqlite_error(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = "sqlite " + std::string(what) + ": " +
+                    (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + " (" + std::to_string(rc) +
+                    ")";
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+      return Status::Unavailable(std::move(msg));
+    default:
+      return Status::Internal(std::move(msg));
+  }
+}
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// Binds parameters 1..n in order; remembers the first failure. Strings are bound SQLITE_STATIC:
+// the caller keeps them alive until the statement is reset.
+class Bind {
+ public:
+  explicit Bind(sqlite3_stmt* s) : s_(s) {}
+  Bind& text(std::string_view v) {
+    return check(sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  Bind& blob(std::string_view v) {
+    return check(sqlite3_bind_blob(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  Bind& i64(int64_t v) { return check(sqlite3_bind_int64(s_, ++i_, v)); }
+  Bind& null() { return check(sqlite3_bind_null(s_, ++i_)); }
+  int rc() const { return rc_; }
+
+ private:
+  Bind& check(int rc) {
+    if (rc_ == SQLITE_OK) rc_ = rc;
+    return *this;
+  }
+  sqlite3_stmt* s_;
+  int i_ = 0;
+  int rc_ = SQLITE_OK;
+};
+
+// Resets and unbinds a statement at scope exit, so it is ready for the next use.
+class Use {
+ public:
+  explicit Use(sqlite3_stmt* s) : s_(s) {}
+  ~Use() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(s, i));
+  return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, i))) : std::string();
+}
+
+SagaSummary read_summary(sqlite3_stmt* s, bool* status_ok) {
+  SagaSummary r;
+  r.id = column_text(s, 0);
+  r.definition = column_text(s, 1);
+  r.version = sqlite3_column_int(s, 2);
+  *status_ok = parse_status(column_text(s, 3), &r.status);
+  r.input = column_text(s, 4);
+  r.reason = column_text(s, 5);
+  r.started_at = from_ms(sqlite3_column_int64(s, 6));
+  r.updated_at = from_ms(sqlite3_column_int64(s, 7));
+  r.events = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
+  return r;
+}
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  SqliteOptions options;
+  std::unique_ptr<sqlite3, DbCloser> db;  // declared before the statements: closed last
+  int version = 0;
+  std::mutex mu;
+
+  StmtPtr begin, commit, rollback;
+  StmtPtr insert_event, upsert_state, delete_timer, insert_timer, insert_outbox, delete_outbox;
+  StmtPtr select_active, select_timers, select_outbox;
+  StmtPtr select_events, select_summary, select_list;
+
+  sqlite3* h() const { return db.get(); }
+  Status error(int rc, std::string_view what) const { return sqlite_error(h(), rc, what); }
+
+  Status exec(const char* sql, std::string_view what) {
+    int rc = sqlite3_exec(h(), sql, nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status::Ok() : error(rc, what);
+  }
+
+  Result<int64_t> query_int(const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(h(), sql, -1, &raw, nullptr);
+    StmtPtr s(raw);
+    if (rc != SQLITE_OK) return error(rc, sql);
+    rc = sqlite3_step(s.get());
+    if (rc != SQLITE_ROW) return error(rc, sql);
+    return sqlite3_column_int64(s.get(), 0);
+  }
+
+  Status prepare(StmtPtr* out, const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(h(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    out->reset(raw);
+    return rc == SQLITE_OK ? Status::Ok() : error(rc, sql);
+  }
+
+  // Steps a statement that returns no rows, then resets it.
+  Status run(sqlite3_stmt* s, const Bind& b, std::string_view what) {
+    Use use(s);
+    if (b.rc() != SQLITE_OK) return error(b.rc(), what);
+    int rc = sqlite3_step(s);
+    return rc == SQLITE_DONE ? Status::Ok() : error(rc, what);
+  }
+  Status run(sqlite3_stmt* s, std::string_view what) { return run(s, Bind(s), what); }
+
+  Status configure();
+  Status migrate();
+  Status prepare_all();
+  Status write(const WriteBatch& batch);
+  Status write_saga(const SagaWrite& w);
+  Status read_recovery(Recovery* out);
+};
+
+Status SqliteStore::Impl::configure() {
+  sqlite3_extended_result_codes(h(), 1);
+  sqlite3_busy_timeout(h(), options.busy_timeout_ms);
+  if (Status st = exec("PRAGMA foreign_keys=OFF", "foreign_keys"); !st.ok()) return st;
+
+  auto v = query_int("PRAGMA user_version");
+  if (!v.ok()) return v.status();
+  version = static_cast<int>(*v);
+  if (version > kSchemaVersion) {
+    return Status::FailedPrecondition(options.path + ": schema version " + std::to_string(version) +
+                                      " is newer than this build supports (" +
+                                      std::to_string(kSchemaVersion) + ")");
+  }
+  if (options.read_only) {
+    if (version == 0) return Status::FailedPrecondition(options.path + ": not a saga store");
+    return Status::Ok();
+  }
+
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(h(), "PRAGMA journal_mode=WAL", -1, &raw, nullptr);
+  StmtPtr s(raw);
+  if (rc != SQLITE_OK || (rc = sqlite3_step(s.get())) != SQLITE_ROW) return error(rc, "WAL");
+  const std::string mode = column_text(s.get(), 0);
+  if (mode != "wal" && mode != "memory") {
+    return Status::FailedPrecondition(options.path + ": cannot use WAL (journal_mode " + mode +
+                                      ")");
+  }
+  const char* sync = options.sync == SqliteOptions::Sync::kFull     ? "PRAGMA synchronous=FULL"
+                     : options.sync == SqliteOptions::Sync::kNormal ? "PRAGMA synchronous=NORMAL"
+                                                                    : "PRAGMA synchronous=OFF";
+  return exec(sync, "synchronous");
+}
+
+// One transaction per migration; the version is read again under the write lock so that two
+// processes opening the same new file do not both apply it.
+Status SqliteStore::Impl::migrate() {
+  for (const Migration& m : kMigrations) {
+    if (m.version <= version) continue;
+    if (Status st = exec("BEGIN IMMEDIATE", "migration begin"); !st.ok()) return st;
+    auto current = query_int("PRAGMA user_version");
+    Status st = current.status();
+    if (st.ok() && *current < m.version) {
+      st = exec(m.sql, "migration " + std::to_string(m.version));
+      const std::string set = "PRAGMA user_version=" + std::to_string(m.version);
+      if (st.ok()) st = exec(set.c_str(), "user_version");
+    }
+    if (st.ok()) st = exec("COMMIT", "migration commit");
+    if (!st.ok()) {
+      if (!sqlite3_get_autocommit(h())) sqlite3_exec(h(), "ROLLBACK", nullptr, nullptr, nullptr);
+      return Status(st.code(), options.path + ": " + st.message());
+    }
+    version = m.version;
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::Impl::prepare_all() {
+  const std::pair<StmtPtr*, const char*> stmts[] = {
+      {&begin, "BEGIN IMMEDIATE"},
+      {&commit, "COMMIT"},
+      {&rollback, "ROLLBACK"},
+      {&insert_event,
+       "INSERT OR IGNORE INTO events(saga_id, seq, type, step, attempt, compensation, at_ms, "
+       "value, detail, data, trace) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+      // A stale snapshot (a batch committed again later) never overwrites a newer one.
+      {&upsert_state,
+       "INSERT INTO saga_state(saga_id, definition, version, status, input, reason, started_ms, "
+       "updated_ms, events, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+       "ON CONFLICT(saga_id) DO UPDATE SET definition = excluded.definition, "
+       "version = excluded.version, status = excluded.status, input = excluded.input, "
+       "reason = excluded.reason, started_ms = excluded.started_ms, "
+       "updated_ms = excluded.updated_ms, events = excluded.events, "
+       "snapshot = excluded.snapshot WHERE excluded.events >= saga_state.events"},
+      {&delete_timer, "DELETE FROM timers WHERE timer_id = ?1"},
+      {&insert_timer,
+       "INSERT OR REPLACE INTO timers(timer_id, saga_id, due_ms, kind, step, attempt, "
+       "compensation) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+      {&insert_outbox,
+       "INSERT OR IGNORE INTO outbox(command_id, saga_id, participant, type, compensation, "
+       "payload, trace) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+      {&delete_outbox, "DELETE FROM outbox WHERE command_id = ?1"},
+      {&select_active, "SELECT saga_id, snapshot FROM saga_state WHERE snapshot IS NOT NULL"},
+      {&select_timers,
+       "SELECT timer_id, saga_id, due_ms, kind, step, attempt, compensation FROM timers "
+       "ORDER BY due_ms, timer_id"},
+      {&select_outbox,
+       "SELECT command_id, saga_id, participant, type, compensation, payload, trace FROM outbox "
+       "ORDER BY id"},
+      {&select_events,
+       "SELECT seq, type, step, attempt, compensation, at_ms, value, detail, data, trace "
+       "FROM events WHERE saga_id = ?1 ORDER BY seq"},
+      {&select_summary,
+       "SELECT saga_id, definition, version, status, input, reason, started_ms, updated_ms, "
+       "events FROM saga_state WHERE saga_id = ?1"},
+      {&select_list,
+       "SELECT saga_id, definition, version, status, input, reason, started_ms, updated_ms, "
+       "events FROM saga_state WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR "
+       "definition = ?2) ORDER BY updated_ms DESC, saga_id LIMIT ?3"},
+  };
+  for (const auto& [out, sql] : stmts) {
+    if (Status st = prepare(out, sql); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const int flags =
+      options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(options.path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) {
+    Status st = sqlite_error(raw, rc, "open " + options.path);
+    if ((rc & 0xff) == SQLITE_CANTOPEN) return Status::NotFound(st.message());
+    return st;
+  }
+  if (Status st = impl->configure(); !st.ok()) return st;
+  if (!options.read_only) {
+    if (Status st = impl->migrate(); !st.ok()) return st;
+  }
+  if (Status st = impl->prepare_all(); !st.ok()) return st;
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+}
+
+SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteStore::~SqliteStore() = default;
+
+int SqliteStore::schema_version() const {
+  return impl_->version;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes.
+
+Status SqliteStore::Impl::write_saga(const SagaWrite& w) {
+  const std::string& id = w.state.id;
+  for (const Event& e : w.events) {
+    Bind b(insert_event.get());
+    b.text(id).i64(e.seq).text(event_name(e.type)).i64(e.step).i64(e.attempt);
+    b.i64(e.compensation).i64(to_ms(e.at)).i64(e.value).text(e.detail).text(e.data).text(e.trace);
+    if (Status st = run(insert_event.get(), b, "insert event"); !st.ok()) return st;
+  }
+
+  const SagaState& s = w.state;
+  const std::string snapshot = is_terminal(s.status) ? std::string() : encode_snapshot(s);
+  {
+    Bind b(upsert_state.get());
+    b.text(id).text(s.definition).i64(s.version).text(status_name(s.status)).text(s.input);
+    b.text(s.reason).i64(to_ms(s.started_at)).i64(to_ms(s.updated_at)).i64(s.seq);
+    if (is_terminal(s.status)) {
+      b.null();
+    } else {
+      b.blob(snapshot);
+    }
+    if (Status st = run(upsert_state.get(), b, "upsert saga_state"); !st.ok()) return st;
+  }
+
+  for (const std::string& t : w.cancel_timers) {
+    Bind b(delete_timer.get());
+    b.text(t);
+    if (Status st = run(delete_timer.get(), b, "delete timer"); !st.ok()) return st;
+  }
+  for (const Timer& t : w.timers) {
+    const auto kind = static_cast<size_t>(t.kind);
+    if (kind == 0 || kind >= std::size(kTimerKinds)) {
+      return Status::InvalidArgument("timer " + t.id + ": unknown kind");
+    }
+    Bind b(insert_timer.get());
+    b.text(t.id).text(t.saga_id).i64(to_ms(t.due)).text(kTimerKinds[kind]).i64(t.step);
+    b.i64(t.attempt).i64(t.compensation);
+    if (Status st = run(insert_timer.get(), b, "insert timer"); !st.ok()) return st;
+  }
+
+  for (const Command& c : w.outbox) {
+    Bind b(insert_outbox.get());
+    b.text(c.id).text(c.saga_id).text(c.participant).text(c.type).i64(c.compensation);
+    b.text(c.payload).text(c.trace);
+    if (Status st = run(insert_outbox.get(), b, "insert outbox"); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::Impl::write(const WriteBatch& batch) {
+  if (Status st = run(begin.get(), "begin"); !st.ok()) return st;
+  for (const SagaWrite& w : batch.sagas) {
+    if (Status st = write_saga(w); !st.ok()) return st;
+  }
+  for (const std::string& id : batch.sent) {
+    Bind b(delete_outbox.get());
+    b.text(id);
+    if (Status st = run(delete_outbox.get(), b, "delete outbox"); !st.ok()) return st;
+  }
+  return run(commit.get(), "commit");
+}
+
+Status SqliteStore::commit(const WriteBatch& batch) {
+  for (const SagaWrite& w : batch.sagas) {
+    if (w.state.id.empty()) return Status::InvalidArgument("commit: saga write without an id");
+  }
+  if (batch.empty()) return Status::Ok();
+  std::lock_guard lock(impl_->mu);
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition(impl_->options.path + ": store is read-only");
+  }
+  Status st = impl_->write(batch);
+  // Some errors roll back by themselves; otherwise undo whatever part of the batch was written.
+  if (!st.ok() && !sqlite3_get_autocommit(impl_->h())) {
+    impl_->run(impl_->rollback.get(), "rollback");
+  }
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+
+Status SqliteStore::Impl::read_recovery(Recovery* out) {
+  sqlite3_stmt* s = select_active.get();
+  {
+    Use use(s);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      const std::string id = column_text(s, 0);
+      auto state = decode_snapshot(column_text(s, 1));
+      if (!state.ok()) {
+        return Status::Corruption("saga " + id + ": " + state.status().message());
+      }
+      if (state->id != id) {
+        return Status::Corruption("saga " + id + ": snapshot belongs to saga " + state->id);
+      }
+      out->active.push_back(std::move(state).value());
+    }
+    if (rc != SQLITE_DONE) return error(rc, "read saga_state");
+  }
+
+  s = select_timers.get();
+  {
+    Use use(s);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      Timer t;
+      t.id = column_text(s, 0);
+      t.saga_id = column_text(s, 1);
+      t.due = from_ms(sqlite3_column_int64(s, 2));
+      const std::string kind = column_text(s, 3);
+      if (kind == kTimerKinds[1]) {
+        t.kind = TimerKind::kTimeout;
+      } else if (kind == kTimerKinds[2]) {
+        t.kind = TimerKind::kRetry;
+      } else {
+        return Status::Corruption("timer " + t.id + ": unknown kind '" + kind + "'");
+      }
+      t.step = sqlite3_column_int(s, 4);
+      t.attempt = sqlite3_column_int(s, 5);
+      t.compensation = sqlite3_column_int(s, 6) != 0;
+      out->timers.push_back(std::move(t));
+    }
+    if (rc != SQLITE_DONE) return error(rc, "read timers");
+  }
+
+  s = select_outbox.get();
+  Use use(s);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    Command c;
+    c.id = column_text(s, 0);
+    c.saga_id = column_text(s, 1);
+    c.participant = column_text(s, 2);
+    c.type = column_text(s, 3);
+    c.compensation = sqlite3_column_int(s, 4) != 0;
+    c.payload = column_text(s, 5);
+    c.trace = column_text(s, 6);
+    out->outbox.push_back(std::move(c));
+  }
+  return rc == SQLITE_DONE ? Status::Ok() : error(rc, "read outbox");
+}
+
+Result<Recovery> SqliteStore::recover() {
+  std::lock_guard lock(impl_->mu);
+  // One read transaction: the three tables are seen at the same commit.
+  if (Status st = impl_->exec("BEGIN", "begin read"); !st.ok()) return st;
+  Recovery out;
+  Status st = impl_->read_recovery(&out);
+  impl_->exec(st.ok() ? "COMMIT" : "ROLLBACK", "end read");
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<Event>> SqliteStore::events(const std::string& saga_id) {
+  std::lock_guard lock(impl_->mu);
+  sqlite3_stmt* s = impl_->select_events.get();
+  Use use(s);
+  Bind b(s);
+  b.text(saga_id);
+  if (b.rc() != SQLITE_OK) return impl_->error(b.rc(), "read events");
+  std::vector<Event> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    Event e;
+    e.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 0));
+    const std::string type = column_text(s, 1);
+    if (!parse_event_name(type, &e.type)) {
+      return Status::Corruption("saga " + saga_id + " event " + std::to_string(e.seq) +
+                                ": unknown type '" + type + "'");
+    }
+    e.step = sqlite3_column_int(s, 2);
+    e.attempt = sqlite3_column_int(s, 3);
+    e.compensation = sqlite3_column_int(s, 4) != 0;
+    e.at = from_ms(sqlite3_column_int64(s, 5));
+    e.value = sqlite3_column_int64(s, 6);
+    e.detail = column_text(s, 7);
+    e.data = column_text(s, 8);
+    e.trace = column_text(s, 9);
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return impl_->error(rc, "read events");
+  return out;
+}
+
+Result<std::optional<SagaSummary>> SqliteStore::find(const std::string& saga_id) {
+  std::lock_guard lock(impl_->mu);
+  sqlite3_stmt* s = impl_->select_summary.get();
+  Use use(s);
+  Bind b(s);
+  b.text(saga_id);
+  if (b.rc() != SQLITE_OK) return impl_->error(b.rc(), "find saga");
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) return std::optional<SagaSummary>();
+  if (rc != SQLITE_ROW) return impl_->error(rc, "find saga");
+  bool status_ok = false;
+  SagaSummary r = read_summary(s, &status_ok);
+  if (!status_ok) return Status::Corruption("saga " + saga_id + ": unknown status");
+  return std::optional<SagaSummary>(std::move(r));
+}
+
+Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
+  std::lock_guard lock(impl_->mu);
+  sqlite3_stmt* s = impl_->select_list.get();
+  Use use(s);
+  Bind b(s);
+  if (filter.status) {
+    b.text(status_name(*filter.status));
+  } else {
+    b.null();
+  }
+  const auto max = static_cast<size_t>(std::numeric_limits<int64_t>::max());
+  b.text(filter.definition).i64(static_cast<int64_t>(std::min(filter.limit, max)));
+  if (b.rc() != SQLITE_OK) return impl_->error(b.rc(), "list sagas");
+  std::vector<SagaSummary> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    bool status_ok = false;
+    out.push_back(read_summary(s, &status_ok));
+    if (!status_ok) return Status::Corruption("saga " + out.back().id + ": unknown status");
+  }
+  if (rc != SQLITE_DONE) return impl_->error(rc, "list sagas");
+  return out;
+}
+
+}  // namespace saga

@@ -1,0 +1,12 @@
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+install(DIRECTORY engine/include/saga DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS saga_engine saga_memory saga_sqlite EXPORT sagaTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(EXPORT sagaTargets NAMESPACE saga:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/saga)
+configure_package_config_file(cmake/sagaConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/sagaConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/saga)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/sagaConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/sagaConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/sagaConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/saga)

@@ -1,0 +1,156 @@
+// Events, saga state, commands and timers: the data of the pure core (state_machine.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "saga/definition.hpp"
+
+namespace saga {
+
+// Wall-clock milliseconds: durable timers must keep their meaning across restarts.
+using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
+
+inline int64_t to_ms(TimePoint t) { return t.time_since_epoch().count(); }
+inline TimePoint from_ms(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+
+enum class EventType : uint8_t {
+  kSagaStarted = 1,
+  kStepDispatched,
+  kStepSucceeded,
+  kStepFailed,    // value=1: final (business rejection or attempts exhausted)
+  kStepTimedOut,  // value=1: final; the step may have happened and will be compensated
+  kRetryScheduled,
+  kCompensationDispatched,
+  kCompensationSucceeded,
+  kCompensationFailed,  // value=1: final (limit reached); detail says why
+  kSagaCompleted,
+  kSagaCompensated,
+  kSagaStuck,  // value=1: stuck while compensating
+  kOperatorIntervened,  // detail: "retry" or "abort"
+};
+
+const char* event_name(EventType type);
+bool parse_event_name(const std::string& name, EventType* out);
+
+// One entry of a saga's append-only log. Which fields mean what depends on `type`:
+//   SagaStarted:      detail = definition name, attempt = definition version, data = input JSON,
+//                     value = seed for jitter, step = number of steps, trace = traceparent
+//   StepSucceeded:    data = reply data (JSON object merged into the saga context)
+//   StepFailed/...:   detail = reason; when final, data = the saga's failure reason
+//   RetryScheduled:   attempt = the attempt it schedules, value = delay in ms,
+//                     compensation = whether it is a compensation retry
+//   SagaStuck:        detail = reason
+struct Event {
+  EventType type = EventType::kSagaStarted;
+  uint32_t seq = 0;  // 1-based position in the saga's log
+  TimePoint at{};
+  int step = -1;
+  int attempt = 0;
+  bool compensation = false;
+  int64_t value = 0;
+  std::string detail;
+  std::string data;
+  std::string trace;
+
+  bool operator==(const Event&) const = default;
+};
+
+enum class SagaStatus : uint8_t {
+  kRunning = 0,
+  kCompensating,
+  kCompleted,
+  kCompensated,
+  kStuck,
+  kAborted,
+};
+const char* status_name(SagaStatus status);
+inline bool is_terminal(SagaStatus s) {
+  return s == SagaStatus::kCompleted || s == SagaStatus::kCompensated ||
+         s == SagaStatus::kAborted;
+}
+
+enum class StepPhase : uint8_t {
+  kPending = 0,
+  kRunning,       // action dispatched, awaiting reply or timeout
+  kBackoff,       // action failed, retry scheduled
+  kSucceeded,
+  kFailed,        // settled without effect, or gave up (see maybe_applied)
+  kCompensating,  // compensation dispatched
+  kCompBackoff,   // compensation failed, retry scheduled
+  kCompensated,
+};
+const char* phase_name(StepPhase phase);
+
+struct StepProgress {
+  StepPhase phase = StepPhase::kPending;
+  int attempt = 0;       // current or last action attempt, 1-based
+  int comp_attempt = 0;  // current or last compensation attempt
+  bool maybe_applied = false;  // an attempt timed out: it may have happened at the participant
+  std::string error;           // last failure reason
+
+  bool operator==(const StepProgress&) const = default;
+};
+
+// The state of one saga: the fold of its events with apply().
+struct SagaState {
+  std::string id;
+  std::string definition;
+  int version = 0;
+  uint64_t seed = 0;
+  std::string input;    // JSON object given at start
+  std::string context;  // input merged with the data of every successful reply
+  std::string trace;
+  SagaStatus status = SagaStatus::kRunning;
+  bool stuck_compensating = false;  // where an operator retry resumes
+  std::vector<StepProgress> steps;
+  uint32_t seq = 0;  // events applied
+  TimePoint started_at{};
+  TimePoint updated_at{};
+  std::string reason;  // why it failed, got stuck or was aborted
+
+  bool operator==(const SagaState&) const = default;
+};
+
+// A message the orchestrator sends to a participant. The id is stable:
+// "<saga id>/<step name>/a<attempt>" for actions, ".../c<attempt>" for compensations.
+struct Command {
+  std::string id;
+  std::string saga_id;
+  std::string participant;
+  std::string type;
+  bool compensation = false;
+  std::string payload;  // the saga context, JSON
+  std::string trace;
+
+  bool operator==(const Command&) const = default;
+};
+
+std::string command_id(const std::string& saga_id, const std::string& step, bool compensation,
+                       int attempt);
+struct CommandIdParts {
+  std::string saga_id;
+  std::string step;
+  bool compensation = false;
+  int attempt = 0;
+};
+bool parse_command_id(const std::string& id, CommandIdParts* out);
+
+enum class TimerKind : uint8_t { kTimeout = 1, kRetry = 2 };
+
+// A durable timer. Id: "<command id>#t" (attempt timeout) or "<command id>#r" (retry).
+struct Timer {
+  std::string id;
+  std::string saga_id;
+  TimePoint due{};
+  TimerKind kind = TimerKind::kTimeout;
+  int step = 0;
+  int attempt = 0;
+  bool compensation = false;
+
+  bool operator==(const Timer&) const = default;
+};
+
+}  // namespace saga

@@ -1,0 +1,660 @@
+// The orchestrator loop:
+//
+//   transport thread ──reply──┐
+//   clock thread ────timer────┼─> post ─> partition strand: decide() ─> batch
+//   caller ──────────start────┘                                          │ flush (when idle,
+//                                                                        v  or batch is full)
+//                               send commands <── arm timers <── store.commit(batch)
+//                                     │
+//   transport thread ──ack────> post ─┘ (acked outbox rows are deleted in the next commit)
+#include "saga/engine.hpp"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace saga {
+
+namespace {
+
+bool is_json_object(const std::string& text) {
+  if (text.empty() || text.front() != '{') return false;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return !j.is_discarded() && j.is_object();
+}
+
+bool is_finished(SagaStatus s) { return is_terminal(s) || s == SagaStatus::kStuck; }
+
+struct Counters {
+  std::atomic<uint64_t> started{0}, completed{0}, compensated{0}, stuck{0}, aborted{0};
+  std::atomic<uint64_t> replies_dropped{0}, inputs_rejected{0};
+  std::atomic<uint64_t> commits{0}, commit_failures{0}, events_written{0}, decisions{0};
+  std::atomic<uint64_t> commands_sent{0}, send_failures{0};
+  std::atomic<int64_t> active{0}, backlog{0};
+};
+
+}  // namespace
+
+struct Partition;
+
+struct Engine::Impl {
+  EngineOptions opts;
+  EventStore& store;
+  Transport& transport;
+  Clock& clock;
+  std::map<std::pair<std::string, int>, Definition> defs;
+  std::map<std::string, int> latest;
+  std::vector<std::shared_ptr<Partition>> parts;
+  Counters counters;
+  std::mutex seed_mu;
+  std::mt19937_64 seed_rng{std::random_device{}()};
+  bool subscribed = false;
+  bool closed = false;
+
+  Impl(EngineOptions o, EventStore& s, Transport& t, Clock& c)
+      : opts(std::move(o)), store(s), transport(t), clock(c) {}
+
+  void log(const std::string& line) {
+    if (opts.log) {
+      opts.log(line);
+    } else {
+      std::cerr << "saga: " << line << "\n";
+    }
+  }
+  uint64_t next_seed() {
+    std::lock_guard l(seed_mu);
+    return seed_rng();
+  }
+  Partition& partition_of(const std::string& saga_id);
+  const Definition* find(const std::string& name, int version) const {
+    if (version == 0) {
+      auto it = latest.find(name);
+      if (it == latest.end()) return nullptr;
+      version = it->second;
+    }
+    auto it = defs.find({name, version});
+    return it == defs.end() ? nullptr : &it->second;
+  }
+};
+
+// One partition: its sagas are touched only by handlers running on `io`, one at a time.
+struct Partition : std::enable_shared_from_this<Partition> {
+  struct Live {
+    SagaState state;
+    const Definition* def = nullptr;
+    std::vector<Engine::Callback> waiters;
+    std::unordered_set<std::string> timers;    // durable timers still pending
+    std::unordered_set<std::string> inflight;  // commands awaiting their reply (outbox rows)
+  };
+
+  Engine::Impl& impl;
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  asio::steady_timer delay_timer{io};
+
+  std::unordered_map<std::string, Live> sagas;
+  std::unordered_map<std::string, Clock::TimerId> armed;  // durable timer id -> clock timer
+  std::unordered_map<std::string, Message> unacked;       // command id -> message in flight
+
+  // The batch being gathered and what to do once it is committed.
+  WriteBatch batch;
+  std::vector<Command> to_send;
+  std::vector<Timer> to_arm;
+  std::vector<std::string> to_cancel;
+  std::vector<std::string> finished;
+  std::vector<std::function<void()>> after_commit;
+  bool flush_scheduled = false;
+
+  explicit Partition(Engine::Impl& i) : impl(i) {}
+
+  template <typename F>
+  void post(F&& f) {
+    asio::post(io, std::forward<F>(f));
+  }
+
+  // ---- inputs ----
+  void handle_start(StartRequest req, const Definition* def, Engine::Callback done) {
+    if (auto it = sagas.find(req.saga_id); it != sagas.end()) {
+      const SagaState& s = it->second.state;
+      if (s.definition != req.definition || s.input != req.input) {
+        done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
+      } else if (is_finished(s.status)) {
+        done(SagaOutcome{s.id, s.status, s.reason, s.context});
+      } else {
+        it->second.waiters.push_back(std::move(done));
+      }
+      return;
+    }
+    auto found = impl.store.find(req.saga_id);
+    if (!found.ok()) {
+      done(found.status());
+      return;
+    }
+    if (found->has_value()) {
+      const SagaSummary& sum = **found;
+      if (sum.definition != req.definition || sum.input != req.input) {
+        done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
+      } else {
+        done(SagaOutcome{sum.id, sum.status, sum.reason, ""});
+      }
+      return;
+    }
+    Decision d = saga::start(*def, req.saga_id, req.input, req.traceparent, impl.next_seed(),
+                             impl.clock.now());
+    Live& live = sagas[req.saga_id];
+    live.def = def;
+    live.waiters.push_back(std::move(done));
+    impl.counters.started++;
+    impl.counters.active++;
+    record(req.saga_id, live, std::move(d));
+  }
+
+  void handle_input(const std::string& saga_id, const Input& in) {
+    auto it = sagas.find(saga_id);
+    if (it == sagas.end()) {
+      if (in.kind == Input::Kind::kReply) {
+        impl.counters.replies_dropped++;
+        impl.log("dropped reply " + in.reply.command_id + ": no active saga '" + saga_id + "'");
+      }
+      return;
+    }
+    Live& live = it->second;
+    Decision d = decide(*live.def, live.state, in, impl.clock.now());
+    if (!d.ignored.empty() && in.kind == Input::Kind::kReply) {
+      impl.counters.replies_dropped++;
+      impl.log("dropped reply: " + d.ignored);
+    }
+    if (d.events.empty() && d.cancel_timers.empty()) return;
+    record(saga_id, live, std::move(d));
+  }
+
+  void handle_operator(const std::string& saga_id, Input in, std::promise<Status> done) {
+    auto it = sagas.find(saga_id);
+    if (it == sagas.end()) {
+      auto found = impl.store.find(saga_id);
+      if (found.ok() && found->has_value()) {
+        done.set_value(Status::FailedPrecondition(
+            "saga '" + saga_id + "' is " + status_name((*found)->status) + ", not stuck"));
+      } else {
+        done.set_value(Status::NotFound("no saga '" + saga_id + "'"));
+      }
+      return;
+    }
+    Decision d = decide(*it->second.def, it->second.state, in, impl.clock.now());
+    if (d.events.empty()) {
+      done.set_value(Status::FailedPrecondition("saga '" + saga_id + "': " + d.ignored));
+      return;
+    }
+    if (it->second.state.status == SagaStatus::kStuck) impl.counters.stuck--;
+    auto shared = std::make_shared<std::promise<Status>>(std::move(done));
+    after_commit.push_back([shared] { shared->set_value(Status::Ok()); });
+    record(saga_id, it->second, std::move(d));
+  }
+
+  void record(const std::string& saga_id, Live& live, Decision d) {
+    const SagaStatus before = live.state.status;
+    live.state = std::move(d.state);
+    for (const auto& t : d.cancel_timers) live.timers.erase(t);
+    for (const auto& t : d.timers) live.timers.insert(t.id);
+    // An outbox row lives until its command is settled (answered, timed out, superseded), so
+    // that recovery re-sends every command still in flight under its original id.
+    for (const auto& c : d.commands) live.inflight.insert(c.id);
+    for (auto it = live.inflight.begin(); it != live.inflight.end();) {
+      if (awaited(live, *it)) {
+        ++it;
+      } else {
+        batch.sent.push_back(*it);
+        it = live.inflight.erase(it);
+      }
+    }
+    if (is_terminal(live.state.status)) {
+      // Nothing can fire for a finished saga: drop its remaining timers with it.
+      for (const auto& t : live.timers) d.cancel_timers.push_back(t);
+      live.timers.clear();
+    }
+    if (before != live.state.status && is_finished(live.state.status)) finished.push_back(saga_id);
+    to_send.insert(to_send.end(), d.commands.begin(), d.commands.end());
+    to_arm.insert(to_arm.end(), d.timers.begin(), d.timers.end());
+    to_cancel.insert(to_cancel.end(), d.cancel_timers.begin(), d.cancel_timers.end());
+    batch.sagas.push_back(SagaWrite{live.state, std::move(d.events), std::move(d.commands),
+                                    std::move(d.timers), std::move(d.cancel_timers)});
+    schedule_flush();
+  }
+
+  void schedule_flush() {
+    if (batch.sagas.size() >= impl.opts.max_batch) {
+      flush();
+      return;
+    }
+    if (flush_scheduled) return;
+    flush_scheduled = true;
+    if (impl.opts.commit_delay.count() > 0) {
+      delay_timer.expires_after(impl.opts.commit_delay);
+      delay_timer.async_wait([self = shared_from_this()](std::error_code) { self->flush(); });
+    } else {
+      post([self = shared_from_this()] { self->flush(); });
+    }
+  }
+
+  // ---- commit, then act ----
+  void flush() {
+    flush_scheduled = false;
+    if (batch.empty()) return;
+    Status st = impl.store.commit(batch);
+    if (!st.ok()) {
+      impl.counters.commit_failures++;
+      impl.log("commit of " + std::to_string(batch.sagas.size()) +
+               " decisions failed, will retry: " + st.to_string());
+      // Keep everything; new decisions join this batch. Nothing leaves before the commit.
+      flush_scheduled = true;
+      std::weak_ptr<Partition> weak = weak_from_this();
+      impl.clock.schedule(impl.clock.now() + impl.opts.resend_delay, [weak] {
+        if (auto p = weak.lock()) p->post([p] { p->flush(); });
+      });
+      return;
+    }
+    impl.counters.commits++;
+    impl.counters.decisions += batch.sagas.size();
+    for (const auto& w : batch.sagas) impl.counters.events_written += w.events.size();
+    WriteBatch done_batch;
+    std::swap(done_batch, batch);
+    auto sends = std::exchange(to_send, {});
+    auto arms = std::exchange(to_arm, {});
+    auto cancels = std::exchange(to_cancel, {});
+    auto fin = std::exchange(finished, {});
+    auto callbacks = std::exchange(after_commit, {});
+
+    for (const auto& id : cancels) {
+      if (auto it = armed.find(id); it != armed.end()) {
+        impl.clock.cancel(it->second);
+        armed.erase(it);
+      }
+    }
+    for (const auto& t : arms) arm(t);
+    for (auto& c : sends) send(to_message(c));
+    for (const auto& id : fin) finish(id);
+    for (auto& cb : callbacks) cb();
+  }
+
+  void finish(const std::string& saga_id) {
+    auto it = sagas.find(saga_id);
+    if (it == sagas.end()) return;
+    Live& live = it->second;
+    const SagaState& s = live.state;
+    if (!is_finished(s.status)) return;  // retried by an operator since
+    auto& c = impl.counters;
+    switch (s.status) {
+      case SagaStatus::kCompleted: c.completed++; break;
+      case SagaStatus::kCompensated: c.compensated++; break;
+      case SagaStatus::kStuck: c.stuck++; break;
+      case SagaStatus::kAborted: c.aborted++; break;
+      default: break;
+    }
+    SagaOutcome out{s.id, s.status, s.reason, s.context};
+    auto waiters = std::exchange(live.waiters, {});
+    if (is_terminal(s.status)) {
+      sagas.erase(it);
+      c.active--;
+    }
+    for (auto& w : waiters) w(out);
+    if (impl.opts.on_finished) impl.opts.on_finished(out);
+  }
+
+  Message to_message(const Command& c) const {
+    Message m;
+    m.kind = Message::Kind::kCommand;
+    m.channel = c.participant;
+    m.type = c.type;
+    m.saga_id = c.saga_id;
+    m.command_id = c.id;
+    m.reply_to = impl.opts.reply_channel;
+    m.compensation = c.compensation;
+    m.payload = c.payload;
+    m.traceparent = c.trace;
+    return m;
+  }
+
+  void send(Message m) {
+    const std::string id = m.command_id;
+    if (unacked.emplace(id, m).second) impl.counters.backlog++;
+    impl.counters.commands_sent++;
+    std::weak_ptr<Partition> weak = weak_from_this();
+    impl.transport.send(std::move(m), [weak, id](Status st) {
+      if (auto p = weak.lock()) p->post([p, id, st] { p->on_sent(id, st); });
+    });
+  }
+
+  void on_sent(const std::string& id, const Status& st) {
+    auto it = unacked.find(id);
+    if (it == unacked.end()) return;
+    if (st.ok()) {
+      unacked.erase(it);
+      impl.counters.backlog--;
+      return;
+    }
+    impl.counters.send_failures++;
+    impl.log("send of " + id + " failed, will retry: " + st.to_string());
+    std::weak_ptr<Partition> weak = weak_from_this();
+    impl.clock.schedule(impl.clock.now() + impl.opts.resend_delay, [weak, id] {
+      if (auto p = weak.lock())
+        p->post([p, id] {
+          auto it = p->unacked.find(id);
+          if (it == p->unacked.end()) return;
+          Message m = it->second;
+          p->unacked.erase(it);
+          p->impl.counters.backlog--;
+          p->resend(std::move(m));
+        });
+    });
+  }
+
+  // A command whose attempt the saga has moved past (timed out, retried, compensated) is not
+  // sent again: its outbox row is dropped instead.
+  static bool awaited(const Live& live, const std::string& command_id) {
+    CommandIdParts parts;
+    if (!parse_command_id(command_id, &parts)) return false;
+    const int i = live.def->find_step(parts.step);
+    if (i < 0 || static_cast<size_t>(i) >= live.state.steps.size()) return false;
+    const StepProgress& p = live.state.steps[i];
+    return parts.compensation
+               ? p.phase == StepPhase::kCompensating && p.comp_attempt == parts.attempt
+               : p.phase == StepPhase::kRunning && p.attempt == parts.attempt;
+  }
+
+  void resend(Message m) {
+    auto it = sagas.find(m.saga_id);
+    if (it != sagas.end() && awaited(it->second, m.command_id)) {
+      send(std::move(m));
+    } else {
+      if (it != sagas.end()) it->second.inflight.erase(m.command_id);
+      batch.sent.push_back(m.command_id);
+      schedule_flush();
+    }
+  }
+
+  void arm(const Timer& t) {
+    if (armed.count(t.id)) return;
+    std::weak_ptr<Partition> weak = weak_from_this();
+    armed[t.id] = impl.clock.schedule(t.due, [weak, t] {
+      if (auto p = weak.lock())
+        p->post([p, t] {
+          p->armed.erase(t.id);
+          Input in;
+          in.kind = Input::Kind::kTimer;
+          in.timer = t;
+          p->handle_input(t.saga_id, in);
+        });
+    });
+  }
+
+  void stop_thread() {
+    work.reset();
+    io.stop();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+Partition& Engine::Impl::partition_of(const std::string& saga_id) {
+  return *parts[std::hash<std::string>{}(saga_id) % parts.size()];
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() {
+  if (impl_->subscribed) impl_->transport.unsubscribe(impl_->opts.reply_channel);
+  for (auto& p : impl_->parts) p->stop_thread();
+  for (auto& p : impl_->parts)
+    for (auto& [id, timer] : p->armed) impl_->clock.cancel(timer);
+}
+
+Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& store,
+                                             Transport& transport, Clock& clock) {
+  if (options.partitions < 1 || options.partitions > 1024)
+    return Status::InvalidArgument("partitions must be between 1 and 1024");
+  if (options.max_batch < 1) return Status::InvalidArgument("max_batch must be at least 1");
+  if (options.reply_channel.empty())
+    return Status::InvalidArgument("reply_channel must not be empty");
+  auto impl = std::make_unique<Impl>(std::move(options), store, transport, clock);
+  for (const Definition& d : impl->opts.definitions) {
+    if (Status st = check(d); !st.ok()) return st;
+    if (!impl->defs.emplace(std::make_pair(d.name, d.version), d).second)
+      return Status::InvalidArgument("saga '" + d.name + "' version " +
+                                     std::to_string(d.version) + " is registered twice");
+    int& v = impl->latest[d.name];
+    v = std::max(v, d.version);
+  }
+  for (int i = 0; i < impl->opts.partitions; ++i)
+    impl->parts.push_back(std::make_shared<Partition>(*impl));
+
+  auto rec = store.recover();
+  if (!rec.ok()) return rec.status();
+  std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
+  Impl& im = *engine->impl_;
+  for (SagaState& s : rec->active) {
+    const Definition* def = im.find(s.definition, s.version);
+    if (def == nullptr) {
+      im.log("saga '" + s.id + "' needs definition " + s.definition + " v" +
+             std::to_string(s.version) + ", which is not registered; left as it is");
+      continue;
+    }
+    Partition& p = im.partition_of(s.id);
+    auto& live = p.sagas[s.id];
+    live.def = def;
+    live.state = std::move(s);
+    im.counters.active++;
+    if (live.state.status == SagaStatus::kStuck) im.counters.stuck++;
+  }
+  for (const Timer& t : rec->timers) {
+    Partition& p = im.partition_of(t.saga_id);
+    auto it = p.sagas.find(t.saga_id);
+    if (it == p.sagas.end()) continue;
+    it->second.timers.insert(t.id);
+    p.arm(t);
+  }
+  for (const Command& c : rec->outbox) {
+    Partition& p = im.partition_of(c.saga_id);
+    if (auto it = p.sagas.find(c.saga_id); it != p.sagas.end()) it->second.inflight.insert(c.id);
+    p.post([&p, m = p.to_message(c)]() mutable { p.resend(std::move(m)); });
+  }
+
+  Engine::Impl* raw = &im;
+  // Replies arrive on transport threads; they are checked here and posted to their partition.
+  std::vector<std::weak_ptr<Partition>> weak_parts(im.parts.begin(), im.parts.end());
+  const size_t max_payload = im.opts.max_payload_bytes;
+  auto counters = &im.counters;
+  Status sub = transport.subscribe(im.opts.reply_channel, [weak_parts, max_payload, counters,
+                                                           raw](Message m) {
+    auto reject = [&](const std::string& why) {
+      counters->inputs_rejected++;
+      raw->log("rejected message " + m.command_id + " for saga '" + m.saga_id + "': " + why);
+    };
+    if (m.kind != Message::Kind::kReply) return reject("not a reply");
+    if (m.payload.size() > max_payload)
+      return reject("payload of " + std::to_string(m.payload.size()) + " bytes exceeds " +
+                    std::to_string(max_payload));
+    if (!m.payload.empty() && !is_json_object(m.payload))
+      return reject("payload is not a JSON object");
+    auto p = weak_parts[std::hash<std::string>{}(m.saga_id) % weak_parts.size()].lock();
+    if (!p) return;
+    Input in;
+    in.kind = Input::Kind::kReply;
+    in.reply = Reply{std::move(m.command_id), m.outcome, std::move(m.payload), std::move(m.error)};
+    p->post([p, id = std::move(m.saga_id), in = std::move(in)] { p->handle_input(id, in); });
+  });
+  if (!sub.ok()) return sub;
+  im.subscribed = true;
+
+  if (!im.opts.manual) {
+    for (auto& p : im.parts) {
+      p->work.emplace(asio::make_work_guard(p->io));
+      p->thread = std::thread([p = p.get()] { p->io.run(); });
+    }
+  }
+  return engine;
+}
+
+void Engine::start(StartRequest req, Callback done) {
+  Impl& im = *impl_;
+  const Definition* def = im.find(req.definition, req.version);
+  if (def == nullptr) {
+    done(Status::NotFound("unknown saga type '" + req.definition + "'" +
+                          (req.version ? " version " + std::to_string(req.version) : "")));
+    return;
+  }
+  if (req.saga_id.empty()) {
+    char buf[33];
+    uint64_t a = im.next_seed(), b = im.next_seed();
+    snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(a),
+             static_cast<unsigned long long>(b));
+    req.saga_id = buf;
+  }
+  if (req.saga_id.size() > 256) {
+    done(Status::InvalidArgument("saga id longer than 256 bytes"));
+    return;
+  }
+  if (req.input.empty()) req.input = "{}";
+  if (req.input.size() > im.opts.max_payload_bytes) {
+    done(Status::InvalidArgument("input of " + std::to_string(req.input.size()) +
+                                 " bytes exceeds max_payload_bytes=" +
+                                 std::to_string(im.opts.max_payload_bytes)));
+    return;
+  }
+  if (!is_json_object(req.input)) {
+    done(Status::InvalidArgument("input of saga '" + req.saga_id + "' is not a JSON object"));
+    return;
+  }
+  req.definition = def->name;
+  Partition& p = im.partition_of(req.saga_id);
+  p.post([&p, req = std::move(req), def, done = std::move(done)]() mutable {
+    p.handle_start(std::move(req), def, std::move(done));
+  });
+}
+
+std::future<Result<SagaOutcome>> Engine::start(StartRequest request) {
+  auto promise = std::make_shared<std::promise<Result<SagaOutcome>>>();
+  auto future = promise->get_future();
+  start(std::move(request), [promise](Result<SagaOutcome> r) { promise->set_value(std::move(r)); });
+  return future;
+}
+
+static std::future<Status> operator_input(Engine::Impl& im, const std::string& saga_id,
+                                          Input::Kind kind, const std::string& reason) {
+  std::promise<Status> promise;
+  auto future = promise.get_future();
+  Partition& p = im.partition_of(saga_id);
+  Input in;
+  in.kind = kind;
+  in.reason = reason;
+  p.post([&p, saga_id, in, promise = std::move(promise)]() mutable {
+    p.handle_operator(saga_id, in, std::move(promise));
+  });
+  return future;
+}
+
+std::future<Status> Engine::retry(const std::string& saga_id, const std::string& reason) {
+  return operator_input(*impl_, saga_id, Input::Kind::kOperatorRetry, reason);
+}
+
+std::future<Status> Engine::abort(const std::string& saga_id, const std::string& reason) {
+  return operator_input(*impl_, saga_id, Input::Kind::kOperatorAbort, reason);
+}
+
+Result<SagaState> Engine::state(const std::string& saga_id) {
+  Impl& im = *impl_;
+  Partition& p = im.partition_of(saga_id);
+  auto lookup = [&p, saga_id]() -> std::optional<SagaState> {
+    auto it = p.sagas.find(saga_id);
+    if (it == p.sagas.end()) return std::nullopt;
+    return it->second.state;
+  };
+  std::optional<SagaState> live;
+  if (im.opts.manual) {
+    live = lookup();
+  } else {
+    std::promise<std::optional<SagaState>> pr;
+    auto fut = pr.get_future();
+    p.post([&pr, &lookup] { pr.set_value(lookup()); });
+    live = fut.get();
+  }
+  if (live) return *live;
+  auto events = im.store.events(saga_id);
+  if (!events.ok()) return events.status();
+  if (events->empty()) return Status::NotFound("no saga '" + saga_id + "'");
+  return replay(saga_id, *events);
+}
+
+size_t Engine::poll() {
+  size_t total = 0;
+  for (;;) {
+    size_t n = 0;
+    for (auto& p : impl_->parts) {
+      n += p->io.poll();
+      p->io.restart();
+    }
+    total += n;
+    if (n == 0) return total;
+  }
+}
+
+void Engine::close() {
+  Impl& im = *impl_;
+  if (im.closed) return;
+  im.closed = true;
+  if (im.subscribed) {
+    im.transport.unsubscribe(im.opts.reply_channel);
+    im.subscribed = false;
+  }
+  if (im.opts.manual) {
+    poll();
+    for (auto& p : im.parts) p->flush();
+    return;
+  }
+  for (auto& p : im.parts) {
+    std::promise<void> done;
+    auto fut = done.get_future();
+    p->post([p = p.get(), &done] {
+      p->flush();
+      done.set_value();
+    });
+    fut.wait();
+    p->stop_thread();
+  }
+}
+
+EngineMetrics Engine::metrics() const {
+  const Counters& c = impl_->counters;
+  EngineMetrics m;
+  m.started = c.started;
+  m.completed = c.completed;
+  m.compensated = c.compensated;
+  m.stuck = c.stuck;
+  m.aborted = c.aborted;
+  m.replies_dropped = c.replies_dropped;
+  m.inputs_rejected = c.inputs_rejected;
+  m.commits = c.commits;
+  m.commit_failures = c.commit_failures;
+  m.events_written = c.events_written;
+  m.decisions_committed = c.decisions;
+  m.commands_sent = c.commands_sent;
+  m.send_failures = c.send_failures;
+  m.active = static_cast<uint64_t>(std::max<int64_t>(0, c.active));
+  m.outbox_backlog = static_cast<uint64_t>(std::max<int64_t>(0, c.backlog));
+  return m;
+}
+
+const Definition* Engine::definition(const std::string& name, int version) const {
+  return impl_->find(name, version);
+}
+
+}  // namespace saga

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite: the normal build, then ASan+UBSan (skip the latter with
+# SAGA_SKIP_ASAN=1). Extra arguments go to ctest, e.g. `scripts/test.sh -L crash`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+dir_of() { if [ "$1" = default ]; then echo build; else echo "build-$1"; fi; }
+run() {
+  local preset=$1; shift
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  ctest --test-dir "$(dir_of "$preset")" --output-on-failure -j "$jobs" --timeout 300 "$@"
+}
+run default "$@"
+if [ "${SAGA_SKIP_ASAN:-0}" != 1 ]; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run asan "$@"
+fi

@@ -1,0 +1,317 @@
+// The orchestrator loop over the in-memory adapters, in manual mode with a fake clock.
+#include "saga/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "saga/memory.hpp"
+#include "testutil/order_world.hpp"
+#include "testutil/testutil.hpp"
+
+namespace saga {
+namespace {
+
+using testutil::FaultyStore;
+using testutil::FaultyTransport;
+using testutil::OrderParticipants;
+
+std::string order(int n, bool decline = false) {
+  return nlohmann::json{{"order_id", "o" + std::to_string(n)}, {"amount", 10 * n},
+                        {"decline", decline}}
+      .dump();
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK(participants.start());
+    open();
+  }
+  void open(EngineOptions opts = {}) {
+    engine.reset();
+    opts.manual = true;
+    opts.definitions = {testutil::place_order_definition()};
+    opts.log = [this](const std::string& line) { logs.push_back(line); };
+    auto r = Engine::open(std::move(opts), store, transport, clock);
+    ASSERT_OK(r);
+    engine = std::move(r.value());
+  }
+  Result<SagaOutcome> run(const std::string& id, const std::string& input) {
+    auto f = engine->start({.definition = "PlaceOrder", .saga_id = id, .input = input});
+    engine->poll();
+    if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+      return Status::Internal("saga did not end");
+    return f.get();
+  }
+
+  MemoryStore mem;
+  FaultyStore store{&mem};
+  MemoryTransport bus;
+  FaultyTransport transport{&bus};
+  FakeClock clock;
+  OrderParticipants participants{bus};
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> logs;
+};
+
+TEST_F(EngineTest, CompletesSagaAndResolvesFuture) {
+  auto r = run("order-1", order(1));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kCompleted);
+  EXPECT_EQ(participants.ledger.count(participants.ledger.confirmed, "order-1"), 1);
+  auto ctx = nlohmann::json::parse(r->context);
+  EXPECT_EQ(ctx["reservation_id"], "r-order-1");
+  EXPECT_EQ(ctx["payment_id"], "p-order-1");
+  EXPECT_EQ(engine->metrics().completed, 1u);
+  EXPECT_EQ(engine->metrics().active, 0u);
+}
+
+TEST_F(EngineTest, DeclinedPaymentReleasesReservationAndEndsCompensated) {
+  auto r = run("order-2", order(2, /*decline=*/true));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kCompensated);
+  EXPECT_NE(r->reason.find("card declined"), std::string::npos) << r->reason;
+  auto& l = participants.ledger;
+  EXPECT_EQ(l.count(l.reserved, "order-2"), 1);
+  EXPECT_EQ(l.count(l.released, "order-2"), 1);
+  EXPECT_TRUE(l.released_ids.count("r-order-2"));
+  EXPECT_EQ(l.count(l.refunded, "order-2"), 0);
+  EXPECT_EQ(l.count(l.confirmed, "order-2"), 0);
+}
+
+TEST_F(EngineTest, StartIsIdempotentOnSagaId) {
+  ASSERT_OK(run("order-3", order(3)));
+  const auto events = mem.events("order-3").value().size();
+  auto again = run("order-3", order(3));
+  ASSERT_OK(again);
+  EXPECT_EQ(again->status, SagaStatus::kCompleted);
+  EXPECT_EQ(mem.events("order-3").value().size(), events);
+  EXPECT_EQ(participants.ledger.count(participants.ledger.reserved, "order-3"), 1);
+  auto other = run("order-3", order(4));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), Code::kAlreadyExists);
+}
+
+TEST_F(EngineTest, SecondStartOfRunningSagaJoinsIt) {
+  transport.hold(true);
+  auto f1 = engine->start({.definition = "PlaceOrder", .saga_id = "j", .input = order(1)});
+  auto f2 = engine->start({.definition = "PlaceOrder", .saga_id = "j", .input = order(1)});
+  engine->poll();
+  transport.hold(false);
+  while (transport.release_one()) engine->poll();
+  ASSERT_OK(f1.get());
+  auto r2 = f2.get();
+  ASSERT_OK(r2);
+  EXPECT_EQ(r2->status, SagaStatus::kCompleted);
+  EXPECT_EQ(participants.ledger.count(participants.ledger.reserved, "j"), 1);
+}
+
+TEST_F(EngineTest, BadStartRequestsGetClearErrors) {
+  auto unknown = engine->start({.definition = "NoSuchSaga", .saga_id = "x"}).get();
+  EXPECT_EQ(unknown.status().code(), Code::kNotFound);
+  EXPECT_NE(unknown.status().message().find("NoSuchSaga"), std::string::npos);
+  auto not_object = engine->start({.definition = "PlaceOrder", .saga_id = "x", .input = "[1]"}).get();
+  EXPECT_EQ(not_object.status().code(), Code::kInvalidArgument);
+  auto huge = engine
+                  ->start({.definition = "PlaceOrder",
+                           .saga_id = "x",
+                           .input = "{\"a\":\"" + std::string(2 << 20, 'x') + "\"}"})
+                  .get();
+  EXPECT_EQ(huge.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("max_payload_bytes"), std::string::npos);
+  // The engine goes on.
+  ASSERT_OK(run("fine", order(1)));
+}
+
+TEST_F(EngineTest, UndecodableOrOversizedReplyIsRejectedAndCounted) {
+  Message m;
+  m.kind = Message::Kind::kReply;
+  m.channel = "orchestrator.replies";
+  m.saga_id = "nobody";
+  m.command_id = "nobody/step/a1";
+  m.payload = "{not json";
+  bus.send(m, [](Status) {});
+  m.payload = "{\"x\":\"" + std::string(2 << 20, 'x') + "\"}";
+  bus.send(m, [](Status) {});
+  engine->poll();
+  EXPECT_EQ(engine->metrics().inputs_rejected, 2u);
+  ASSERT_OK(run("after", order(1)));
+}
+
+TEST_F(EngineTest, CommandsLeaveOnlyAfterTheirCommit) {
+  store.fail_next(2);
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "c", .input = order(1)});
+  engine->poll();
+  EXPECT_TRUE(transport.sent().empty()) << "nothing may be sent before the commit succeeds";
+  EXPECT_EQ(engine->metrics().commit_failures, 1u);
+  clock.advance(Duration(200));
+  engine->poll();
+  EXPECT_TRUE(transport.sent().empty());
+  clock.advance(Duration(200));
+  engine->poll();
+  ASSERT_OK(f.get());
+  EXPECT_EQ(transport.sent_ids().front(), "c/reserve_inventory/a1");
+}
+
+TEST_F(EngineTest, CommitThatReportsFailureButWroteDoesNotDuplicateAnything) {
+  store.ghost_next(1);
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "g", .input = order(1)});
+  engine->poll();
+  clock.advance(Duration(200));
+  engine->poll();
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kCompleted);
+  auto events = mem.events("g").value();
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].seq, i + 1);
+  auto ids = transport.sent_ids();
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "g/reserve_inventory/a1"), 1);
+}
+
+TEST_F(EngineTest, SilentParticipantTimesOutIsRetriedThenCompensatedAsPossiblyApplied) {
+  participants.payment.stop();  // nobody answers ChargeCard
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "t", .input = order(1)});
+  engine->poll();
+  for (int i = 0; i < 8; ++i) {  // three attempts of 1s with backoff between them
+    clock.advance(Duration(500));
+    engine->poll();
+  }
+  EXPECT_EQ(engine->state("t").value().status, SagaStatus::kCompensating);
+  EXPECT_GE(engine->metrics().send_failures, 3u);  // no subscriber: sends retried
+  // Payment comes back: it gets RefundPayment for a charge it never saw (a no-op).
+  ASSERT_OK(participants.payment.start());
+  for (int i = 0; i < 10; ++i) {
+    clock.advance(Duration(500));
+    engine->poll();
+  }
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kCompensated);
+  auto& l = participants.ledger;
+  EXPECT_EQ(l.count(l.released, "t"), 1);
+  EXPECT_EQ(participants.payment.stats().noop_compensations, 1u);
+  EXPECT_EQ(l.count(l.charged, "t"), 0);
+}
+
+TEST_F(EngineTest, CompensationThatNeverGetsThroughLeavesSagaStuck) {
+  participants.payment.stop();
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "t2", .input = order(1)});
+  engine->poll();
+  for (int i = 0; i < 40; ++i) {
+    clock.advance(Duration(500));
+    engine->poll();
+  }
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kStuck);
+  EXPECT_NE(r->reason.find("charge_payment"), std::string::npos) << r->reason;
+}
+
+TEST_F(EngineTest, StuckSagaIsReportedAndCanBeRetriedThroughTheApi) {
+  participants.release_down = true;
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "s", .input = order(1, true)});
+  engine->poll();
+  for (int i = 0; i < 10; ++i) {
+    clock.advance(Duration(1000));
+    engine->poll();
+  }
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kStuck);
+  EXPECT_NE(r->reason.find("inventory database unavailable"), std::string::npos);
+  EXPECT_EQ(engine->metrics().stuck, 1u);
+  auto stuck = mem.list({.status = SagaStatus::kStuck}).value();
+  ASSERT_EQ(stuck.size(), 1u);
+  EXPECT_EQ(stuck[0].id, "s");
+
+  participants.release_down = false;
+  auto retried = engine->retry("s", "database is back");
+  engine->poll();
+  ASSERT_OK(retried.get());
+  EXPECT_EQ(engine->state("s").value().status, SagaStatus::kCompensated);
+  EXPECT_EQ(engine->metrics().stuck, 0u);
+  EXPECT_EQ(participants.ledger.count(participants.ledger.released, "s"), 1);
+}
+
+TEST_F(EngineTest, AbortOfARunningSagaIsRefused) {
+  transport.hold(true);
+  engine->start({.definition = "PlaceOrder", .saga_id = "a", .input = order(1)}, [](auto) {});
+  engine->poll();
+  auto st = engine->abort("a", "no");
+  engine->poll();
+  EXPECT_EQ(st.get().code(), Code::kFailedPrecondition);
+  auto missing = engine->retry("zzz");
+  engine->poll();
+  EXPECT_EQ(missing.get().code(), Code::kNotFound);
+}
+
+TEST_F(EngineTest, LiveStateEqualsReplayOfStoredEvents) {
+  transport.hold(true);
+  for (int i = 0; i < 10; ++i)
+    engine->start({.definition = "PlaceOrder", .saga_id = "r" + std::to_string(i),
+                   .input = order(i, i % 3 == 0)},
+                  [](auto) {});
+  engine->poll();
+  transport.hold(false);
+  for (int step = 0; transport.release_one(); ++step) {
+    engine->poll();
+    if (step % 3 == 0) clock.advance(Duration(300));
+    for (int i = 0; i < 10; ++i) {
+      const std::string id = "r" + std::to_string(i);
+      auto live = engine->state(id);
+      ASSERT_OK(live);
+      ASSERT_EQ(replay(id, mem.events(id).value()), *live) << id;
+    }
+  }
+}
+
+TEST_F(EngineTest, ReplyForAnotherAttemptIsDroppedAndCounted) {
+  ASSERT_OK(run("d", order(1)));
+  Message m;
+  m.kind = Message::Kind::kReply;
+  m.channel = "orchestrator.replies";
+  m.saga_id = "d";
+  m.command_id = "d/reserve_inventory/a1";
+  m.payload = "{}";
+  bus.send(m, [](Status) {});
+  engine->poll();
+  EXPECT_EQ(engine->metrics().replies_dropped, 1u);
+}
+
+TEST_F(EngineTest, OutboxRowsAreDeletedOnceTheirCommandIsSettled) {
+  for (int i = 0; i < 5; ++i) ASSERT_OK(run("o" + std::to_string(i), order(i)));
+  engine->close();
+  EXPECT_EQ(mem.outbox_size(), 0u);
+  EXPECT_EQ(mem.timer_count(), 0u);
+}
+
+TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {
+  MemoryStore store;
+  MemoryTransport bus;
+  SystemClock clock;
+  OrderParticipants participants(bus);
+  ASSERT_OK(participants.start());
+  EngineOptions opts;
+  opts.partitions = 2;
+  opts.definitions = {testutil::place_order_definition()};
+  auto engine = Engine::open(opts, store, bus, clock);
+  ASSERT_OK(engine);
+  std::vector<std::future<Result<SagaOutcome>>> futures;
+  for (int i = 0; i < 500; ++i)
+    futures.push_back((*engine)->start(
+        {.definition = "PlaceOrder", .saga_id = "m" + std::to_string(i), .input = order(i, i % 10 == 0)}));
+  int completed = 0, compensated = 0;
+  for (auto& f : futures) {
+    auto r = f.get();
+    ASSERT_OK(r);
+    completed += r->status == SagaStatus::kCompleted;
+    compensated += r->status == SagaStatus::kCompensated;
+  }
+  EXPECT_EQ(completed, 450);
+  EXPECT_EQ(compensated, 50);
+  (*engine)->close();
+}
+
+}  // namespace
+}  // namespace saga
