@@ -286,6 +286,39 @@ TEST_F(EngineTest, OutboxRowsAreDeletedOnceTheirCommandIsSettled) {
   EXPECT_EQ(mem.timer_count(), 0u);
 }
 
+TEST_F(EngineTest, RunningSagaFinishesOnTheVersionItStartedWith) {
+  transport.hold(true);
+  engine->start({.definition = "PlaceOrder", .saga_id = "v1", .input = order(1)}, [](auto) {});
+  engine->poll();
+  engine.reset();  // redeploy with version 2, which adds a step; version 1 stays registered
+  transport.release_all();  // delivered while no orchestrator runs: the reply is lost
+  transport.hold(false);
+  EngineOptions opts;
+  opts.manual = true;
+  opts.log = [](const std::string&) {};
+  Definition v2 = Definition::Builder("PlaceOrder", 2)
+                      .step("reserve_inventory", "inventory.ReserveItems",
+                            "inventory.ReleaseReservation")
+                      .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
+                      .step("notify", "orders.Notify", "orders.Retract")
+                      .step("confirm_order", "orders.ConfirmOrder")
+                      .build()
+                      .value();
+  opts.definitions = {testutil::place_order_definition(1), v2};
+  auto e = Engine::open(opts, store, transport, clock);
+  ASSERT_OK(e);
+  engine = std::move(e.value());
+  engine->poll();
+  EXPECT_EQ(engine->state("v1").value().status, SagaStatus::kCompleted);
+  EXPECT_EQ(engine->state("v1").value().version, 1);
+  participants.orders.on("Notify", [](const CommandContext&) { return ParticipantReply::ok(); });
+  auto r = engine->start({.definition = "PlaceOrder", .saga_id = "v2", .input = order(2)});
+  engine->poll();
+  ASSERT_OK(r.get());
+  EXPECT_EQ(engine->state("v2").value().version, 2);
+  EXPECT_EQ(mem.events("v2").value().size(), 10u);  // one more step than version 1
+}
+
 TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {
   MemoryStore store;
   MemoryTransport bus;
