@@ -73,7 +73,7 @@ TEST(Definition, RejectsInsaneDurationsAndPolicies) {
                .retry({3, Duration(500), 0.5, Duration(100), 2.0})
                .build();
   ASSERT_FALSE(r.ok());
-  const std::string& m = r.status().message();
+  const std::string m = r.status().message();
   EXPECT_NE(m.find("timeout-range"), std::string::npos) << m;
   EXPECT_NE(m.find("max backoff"), std::string::npos) << m;
   EXPECT_NE(m.find("multiplier"), std::string::npos) << m;
