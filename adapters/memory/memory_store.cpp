@@ -26,7 +26,7 @@ Status MemoryStore::commit(const WriteBatch& batch) {
     }
     for (const auto& id : w.cancel_timers) timers_.erase(id);
     for (const Timer& t : w.timers) timers_[t.id] = t;
-    for (const Command& c : w.outbox) outbox_.emplace(c.id, c);
+    for (const Command& c : w.outbox) outbox_.emplace(c.id, std::make_pair(outbox_seq_++, c));
   }
   for (const auto& id : batch.sent) outbox_.erase(id);
   return Status::Ok();
@@ -38,7 +38,10 @@ Result<Recovery> MemoryStore::recover() {
   for (const auto& [id, s] : sagas_)
     if (s.snapshot) r.active.push_back(*s.snapshot);
   for (const auto& [id, t] : timers_) r.timers.push_back(t);
-  for (const auto& [id, c] : outbox_) r.outbox.push_back(c);
+  std::vector<const std::pair<uint64_t, Command>*> rows;
+  for (const auto& [id, row] : outbox_) rows.push_back(&row);
+  std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  for (const auto* row : rows) r.outbox.push_back(row->second);
   return r;
 }
 

@@ -172,10 +172,10 @@ struct Migration {
   const char* sql;
 };
 
-// Only timers (small rows) are WITHOUT ROWID. events keeps a rowid: its rows are appended in
-// commit order and only the small (saga_id, seq) index is written where each saga's log ends;
-// clustered by saga, the whole rows would be, and a batch of many sagas wrote about twice as
-// many pages. saga_state carries blobs; outbox's rowid is the insertion order.
+// Only timers (small rows) are WITHOUT ROWID. events keeps a rowid so that its rows are appended
+// in commit order and only small (saga_id, seq) index entries land at the end of each saga's
+// log; clustered by saga, a batch over many sagas wrote twice as many WAL pages. saga_state
+// carries blobs; outbox's rowid is its insertion order.
 constexpr Migration kMigrations[] = {
     {1, R"sql(
 CREATE TABLE events(
@@ -218,9 +218,10 @@ bool parse_status(std::string_view text, SagaStatus* out) {
 
 // Busy, locked, I/O and disk-full errors can pass; everything else is a bug or bad data.
 Status sqlite_error(sqlite3* db, int rc, std::string_view what) {
+  const bool has_msg = db && sqlite3_extended_errcode(db) == rc;
   std::string msg = "sqlite " + std::string(what) + ": " +
-                    (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + " (" + std::to_string(rc) +
-                    ")";
+                    (has_msg ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + " (" +
+                    std::to_string(rc) + ")";
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -246,10 +247,10 @@ class Bind {
  public:
   explicit Bind(sqlite3_stmt* s) : s_(s) {}
   Bind& text(std::string_view v) {
-    return check(sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+    return check(sqlite3_bind_text64(s_, ++i_, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8));
   }
   Bind& blob(std::string_view v) {
-    return check(sqlite3_bind_blob(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+    return check(sqlite3_bind_blob64(s_, ++i_, v.data(), v.size(), SQLITE_STATIC));
   }
   Bind& i64(int64_t v) { return check(sqlite3_bind_int64(s_, ++i_, v)); }
   Bind& null() { return check(sqlite3_bind_null(s_, ++i_)); }
@@ -285,18 +286,20 @@ std::string column_text(sqlite3_stmt* s, int i) {
   return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, i))) : std::string();
 }
 
-SagaSummary read_summary(sqlite3_stmt* s, bool* status_ok) {
-  SagaSummary r;
-  r.id = column_text(s, 0);
-  r.definition = column_text(s, 1);
-  r.version = sqlite3_column_int(s, 2);
-  *status_ok = parse_status(column_text(s, 3), &r.status);
-  r.input = column_text(s, 4);
-  r.reason = column_text(s, 5);
-  r.started_at = from_ms(sqlite3_column_int64(s, 6));
-  r.updated_at = from_ms(sqlite3_column_int64(s, 7));
-  r.events = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
-  return r;
+Status read_summary(sqlite3_stmt* s, SagaSummary* r) {
+  r->id = column_text(s, 0);
+  r->definition = column_text(s, 1);
+  r->version = sqlite3_column_int(s, 2);
+  const std::string status = column_text(s, 3);
+  if (!parse_status(status, &r->status)) {
+    return Status::Corruption("saga " + r->id + ": unknown status '" + status + "'");
+  }
+  r->input = column_text(s, 4);
+  r->reason = column_text(s, 5);
+  r->started_at = from_ms(sqlite3_column_int64(s, 6));
+  r->updated_at = from_ms(sqlite3_column_int64(s, 7));
+  r->events = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
+  return Status::Ok();
 }
 
 }  // namespace
@@ -345,6 +348,18 @@ struct SqliteStore::Impl {
     return rc == SQLITE_DONE ? Status::Ok() : error(rc, what);
   }
   Status run(sqlite3_stmt* s, std::string_view what) { return run(s, Bind(s), what); }
+
+  // Steps a query, calling row(stmt) -> Status for each row until one fails; then resets it.
+  template <typename F>
+  Status rows(sqlite3_stmt* s, const Bind& b, std::string_view what, F&& row) {
+    Use use(s);
+    if (b.rc() != SQLITE_OK) return error(b.rc(), what);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      if (Status st = row(s); !st.ok()) return st;
+    }
+    return rc == SQLITE_DONE ? Status::Ok() : error(rc, what);
+  }
 
   Status configure();
   Status migrate();
@@ -572,64 +587,45 @@ Status SqliteStore::commit(const WriteBatch& batch) {
 // Reads.
 
 Status SqliteStore::Impl::read_recovery(Recovery* out) {
-  sqlite3_stmt* s = select_active.get();
-  {
-    Use use(s);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      const std::string id = column_text(s, 0);
-      auto state = decode_snapshot(column_text(s, 1));
-      if (!state.ok()) {
-        return Status::Corruption("saga " + id + ": " + state.status().message());
-      }
-      if (state->id != id) {
-        return Status::Corruption("saga " + id + ": snapshot belongs to saga " + state->id);
-      }
-      out->active.push_back(std::move(state).value());
-    }
-    if (rc != SQLITE_DONE) return error(rc, "read saga_state");
-  }
+  Status st =
+      rows(select_active.get(), Bind(select_active.get()), "read saga_state", [&](sqlite3_stmt* s) {
+        const std::string id = column_text(s, 0);
+        auto state = decode_snapshot(column_text(s, 1));
+        if (!state.ok()) {
+          return Status::Corruption("saga " + id + ": " + state.status().message());
+        }
+        if (state->id != id) {
+          return Status::Corruption("saga " + id + ": snapshot of " + state->id);
+        }
+        out->active.push_back(std::move(state).value());
+        return Status::Ok();
+      });
+  if (!st.ok()) return st;
 
-  s = select_timers.get();
-  {
-    Use use(s);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      Timer t;
-      t.id = column_text(s, 0);
-      t.saga_id = column_text(s, 1);
-      t.due = from_ms(sqlite3_column_int64(s, 2));
-      const std::string kind = column_text(s, 3);
-      if (kind == kTimerKinds[1]) {
-        t.kind = TimerKind::kTimeout;
-      } else if (kind == kTimerKinds[2]) {
-        t.kind = TimerKind::kRetry;
-      } else {
-        return Status::Corruption("timer " + t.id + ": unknown kind '" + kind + "'");
-      }
-      t.step = sqlite3_column_int(s, 4);
-      t.attempt = sqlite3_column_int(s, 5);
-      t.compensation = sqlite3_column_int(s, 6) != 0;
-      out->timers.push_back(std::move(t));
+  st = rows(select_timers.get(), Bind(select_timers.get()), "read timers", [&](sqlite3_stmt* s) {
+    Timer t{column_text(s, 0), column_text(s, 1), from_ms(sqlite3_column_int64(s, 2))};
+    const std::string kind = column_text(s, 3);
+    if (kind == kTimerKinds[1]) {
+      t.kind = TimerKind::kTimeout;
+    } else if (kind == kTimerKinds[2]) {
+      t.kind = TimerKind::kRetry;
+    } else {
+      return Status::Corruption("timer " + t.id + ": unknown kind '" + kind + "'");
     }
-    if (rc != SQLITE_DONE) return error(rc, "read timers");
-  }
+    t.step = sqlite3_column_int(s, 4);
+    t.attempt = sqlite3_column_int(s, 5);
+    t.compensation = sqlite3_column_int(s, 6) != 0;
+    out->timers.push_back(std::move(t));
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
 
-  s = select_outbox.get();
-  Use use(s);
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    Command c;
-    c.id = column_text(s, 0);
-    c.saga_id = column_text(s, 1);
-    c.participant = column_text(s, 2);
-    c.type = column_text(s, 3);
-    c.compensation = sqlite3_column_int(s, 4) != 0;
-    c.payload = column_text(s, 5);
-    c.trace = column_text(s, 6);
-    out->outbox.push_back(std::move(c));
-  }
-  return rc == SQLITE_DONE ? Status::Ok() : error(rc, "read outbox");
+  return rows(select_outbox.get(), Bind(select_outbox.get()), "read outbox", [&](sqlite3_stmt* s) {
+    out->outbox.push_back({column_text(s, 0), column_text(s, 1), column_text(s, 2),
+                           column_text(s, 3), sqlite3_column_int(s, 4) != 0, column_text(s, 5),
+                           column_text(s, 6)});
+    return Status::Ok();
+  });
 }
 
 Result<Recovery> SqliteStore::recover() {
@@ -645,14 +641,9 @@ Result<Recovery> SqliteStore::recover() {
 
 Result<std::vector<Event>> SqliteStore::events(const std::string& saga_id) {
   std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* s = impl_->select_events.get();
-  Use use(s);
-  Bind b(s);
-  b.text(saga_id);
-  if (b.rc() != SQLITE_OK) return impl_->error(b.rc(), "read events");
+  sqlite3_stmt* stmt = impl_->select_events.get();
   std::vector<Event> out;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  Status st = impl_->rows(stmt, Bind(stmt).text(saga_id), "read events", [&](sqlite3_stmt* s) {
     Event e;
     e.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 0));
     const std::string type = column_text(s, 1);
@@ -669,32 +660,28 @@ Result<std::vector<Event>> SqliteStore::events(const std::string& saga_id) {
     e.data = column_text(s, 8);
     e.trace = column_text(s, 9);
     out.push_back(std::move(e));
-  }
-  if (rc != SQLITE_DONE) return impl_->error(rc, "read events");
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
   return out;
 }
 
 Result<std::optional<SagaSummary>> SqliteStore::find(const std::string& saga_id) {
   std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* s = impl_->select_summary.get();
-  Use use(s);
-  Bind b(s);
-  b.text(saga_id);
-  if (b.rc() != SQLITE_OK) return impl_->error(b.rc(), "find saga");
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_DONE) return std::optional<SagaSummary>();
-  if (rc != SQLITE_ROW) return impl_->error(rc, "find saga");
-  bool status_ok = false;
-  SagaSummary r = read_summary(s, &status_ok);
-  if (!status_ok) return Status::Corruption("saga " + saga_id + ": unknown status");
-  return std::optional<SagaSummary>(std::move(r));
+  sqlite3_stmt* stmt = impl_->select_summary.get();
+  std::optional<SagaSummary> out;
+  Status st = impl_->rows(stmt, Bind(stmt).text(saga_id), "find saga", [&](sqlite3_stmt* s) {
+    out.emplace();
+    return read_summary(s, &*out);
+  });
+  if (!st.ok()) return st;
+  return out;
 }
 
 Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
   std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* s = impl_->select_list.get();
-  Use use(s);
-  Bind b(s);
+  sqlite3_stmt* stmt = impl_->select_list.get();
+  Bind b(stmt);
   if (filter.status) {
     b.text(status_name(*filter.status));
   } else {
@@ -702,15 +689,10 @@ Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
   }
   const auto max = static_cast<size_t>(std::numeric_limits<int64_t>::max());
   b.text(filter.definition).i64(static_cast<int64_t>(std::min(filter.limit, max)));
-  if (b.rc() != SQLITE_OK) return impl_->error(b.rc(), "list sagas");
   std::vector<SagaSummary> out;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    bool status_ok = false;
-    out.push_back(read_summary(s, &status_ok));
-    if (!status_ok) return Status::Corruption("saga " + out.back().id + ": unknown status");
-  }
-  if (rc != SQLITE_DONE) return impl_->error(rc, "list sagas");
+  Status st = impl_->rows(stmt, b, "list sagas",
+                          [&](sqlite3_stmt* s) { return read_summary(s, &out.emplace_back()); });
+  if (!st.ok()) return st;
   return out;
 }
 

@@ -49,11 +49,15 @@ TimePoint SystemClock::now() {
 
 Clock::TimerId SystemClock::schedule(TimePoint due, std::function<void()> fn) {
   Clock::TimerId id;
+  bool earliest;
   {
     std::lock_guard l(mu_);
+    TimePoint first;
+    earliest = !queue_.next_due(&first) || due < first;
     id = queue_.add(due, std::move(fn));
   }
-  cv_.notify_all();
+  // The loop sleeps until the earliest due time: wake it only when that moves.
+  if (earliest) cv_.notify_one();
   return id;
 }
 

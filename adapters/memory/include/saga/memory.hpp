@@ -33,7 +33,8 @@ class MemoryStore : public EventStore {
   };
   mutable std::mutex mu_;
   std::map<std::string, Saga> sagas_;
-  std::map<std::string, Command> outbox_;
+  std::map<std::string, std::pair<uint64_t, Command>> outbox_;  // id -> (insertion seq, row)
+  uint64_t outbox_seq_ = 0;
   std::map<std::string, Timer> timers_;
 };
 
