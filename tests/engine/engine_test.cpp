@@ -319,6 +319,29 @@ TEST_F(EngineTest, RunningSagaFinishesOnTheVersionItStartedWith) {
   EXPECT_EQ(mem.events("v2").value().size(), 10u);  // one more step than version 1
 }
 
+TEST_F(EngineTest, DecisionsOfManySagasShareOneCommit) {
+  transport.hold(true);
+  for (int i = 0; i < 10; ++i)
+    engine->start({.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
+                  [](auto) {});
+  engine->poll();
+  EXPECT_EQ(store.commits(), 1);
+  EXPECT_EQ(engine->metrics().decisions_committed, 10u);
+}
+
+TEST_F(EngineTest, GroupCommitIsBoundedByMaxBatch) {
+  EngineOptions opts;
+  opts.max_batch = 4;
+  open(opts);
+  transport.hold(true);
+  for (int i = 0; i < 10; ++i)
+    engine->start({.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
+                  [](auto) {});
+  engine->poll();
+  EXPECT_EQ(store.commits(), 3);  // 4 + 4 + 2
+  EXPECT_EQ(engine->metrics().decisions_committed, 10u);
+}
+
 TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {
   MemoryStore store;
   MemoryTransport bus;
