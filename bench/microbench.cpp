@@ -33,7 +33,8 @@ void BM_DecideWholeSaga(benchmark::State& st) {
   const TimePoint now = from_ms(1'700'000'000'000);
   for (auto _ : st) {
     Decision x = start(d, "order-1", R"({"order_id":"o1","amount":10})", "", 1, now);
-    x = decide(d, x.state, ok_reply("order-1/reserve_inventory/a1", R"({"reservation_id":"r1"})"), now);
+    x = decide(d, x.state, ok_reply("order-1/reserve_inventory/a1", R"({"reservation_id":"r1"})"),
+               now);
     x = decide(d, x.state, ok_reply("order-1/charge_payment/a1"), now);
     x = decide(d, x.state, ok_reply("order-1/confirm_order/a1"), now);
     benchmark::DoNotOptimize(x.state.status);
@@ -52,7 +53,8 @@ void BM_Replay(benchmark::State& st) {
   int attempt = 1;
   while (static_cast<int64_t>(log.size()) < st.range(0)) {
     Input fail;
-    fail.reply = Reply{command_id("s", "reserve_inventory", false, attempt), ReplyOutcome::kFailed, "", "x"};
+    fail.reply =
+        Reply{command_id("s", "reserve_inventory", false, attempt), ReplyOutcome::kFailed, "", "x"};
     Decision f = decide(d, s, fail, now);
     Input timer;
     timer.kind = Input::Kind::kTimer;
@@ -73,8 +75,8 @@ WriteBatch make_batch(int sagas, int round) {
   const Definition d = def();
   WriteBatch b;
   for (int i = 0; i < sagas; ++i) {
-    Decision x = start(d, "s" + std::to_string(round) + "-" + std::to_string(i), "{}", "", 1,
-                       from_ms(1));
+    Decision x =
+        start(d, "s" + std::to_string(round) + "-" + std::to_string(i), "{}", "", 1, from_ms(1));
     b.sagas.push_back({x.state, x.events, x.commands, x.timers, {}});
   }
   return b;
@@ -94,7 +96,8 @@ void BM_SqliteCommitBatch(benchmark::State& st) {
     st.ResumeTiming();
     if (!(*store)->commit(b).ok()) st.SkipWithError("commit failed");
   }
-  st.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+  st.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_SqliteCommitBatch)->Arg(1)->Arg(16)->Arg(64)->Arg(256)->UseRealTime();
 

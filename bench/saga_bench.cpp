@@ -44,7 +44,8 @@ struct World {
   std::set<std::string> charged, confirmed;
   Participant inventory, payment, orders;
 
-  explicit World(Transport& t) : inventory(t, "inventory"), payment(t, "payment"), orders(t, "orders") {
+  explicit World(Transport& t)
+      : inventory(t, "inventory"), payment(t, "payment"), orders(t, "orders") {
     inventory.on("ReserveItems", [this](const CommandContext& c) {
       std::lock_guard l(mu);
       reserved[c.saga_id]++;
@@ -62,7 +63,8 @@ struct World {
       charged.insert(c.saga_id);
       return ParticipantReply::ok();
     });
-    payment.on_compensate("RefundPayment", [](const CommandContext&) { return ParticipantReply::ok(); });
+    payment.on_compensate("RefundPayment",
+                          [](const CommandContext&) { return ParticipantReply::ok(); });
     orders.on("ConfirmOrder", [this](const CommandContext& c) {
       std::lock_guard l(mu);
       confirmed.insert(c.saga_id);
@@ -94,14 +96,16 @@ int main(int argc, char** argv) {
   int sagas = 0, inflight = 0, partitions = 1;
   app.add_option("--mode", mode, "embedded (kafka comes with the Kafka transport)")
       ->check(CLI::IsMember({"embedded"}));
-  app.add_option("--run", run, "throughput or latency")->check(CLI::IsMember({"throughput", "latency"}));
+  app.add_option("--run", run, "throughput or latency")
+      ->check(CLI::IsMember({"throughput", "latency"}));
   app.add_option("--sagas", sagas, "Sagas to run (default 50000 throughput, 2000 latency)")
       ->check(CLI::Range(1, 10'000'000));
   app.add_option("--inflight", inflight, "Sagas in flight, closed loop (default 64; latency: 1)")
       ->check(CLI::Range(1, 100'000));
   app.add_option("--sync", sync, "SQLite synchronous: full (durable, default), normal, off")
       ->check(CLI::IsMember({"full", "normal", "off"}));
-  app.add_option("--partitions", partitions, "Engine partitions (threads)")->check(CLI::Range(1, 64));
+  app.add_option("--partitions", partitions, "Engine partitions (threads)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--db", db, "Event log file (default: a fresh file in the temp folder)");
   CLI11_PARSE(app, argc, argv);
   if (sagas == 0) sagas = run == "throughput" ? 50000 : 2000;
@@ -111,7 +115,7 @@ int main(int argc, char** argv) {
   if (db.empty()) db = (fs::temp_directory_path() / "saga-bench.db").string();
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix);
   SqliteOptions so{.path = db};
-  so.sync = sync == "full" ? SqliteOptions::Sync::kFull
+  so.sync = sync == "full"     ? SqliteOptions::Sync::kFull
             : sync == "normal" ? SqliteOptions::Sync::kNormal
                                : SqliteOptions::Sync::kOff;
   auto store = SqliteStore::open(so);
@@ -144,12 +148,14 @@ int main(int argc, char** argv) {
       i = next++;
     }
     const std::string id = "order-" + std::to_string(i);
-    const std::string input = "{\"order_id\":\"" + id + "\",\"amount\":" + std::to_string(10 + i % 90) +
+    const std::string input = "{\"order_id\":\"" + id +
+                              "\",\"amount\":" + std::to_string(10 + i % 90) +
                               (i % 10 == 0 ? ",\"fail\":true}" : "}");
     const auto t0 = Clock_::now();
     (*engine)->start({.definition = "PlaceOrder", .saga_id = id, .input = input},
                      [&, i, t0](Result<SagaOutcome> r) {
-                       const double ms = std::chrono::duration<double, std::milli>(Clock_::now() - t0).count();
+                       const double ms =
+                           std::chrono::duration<double, std::milli>(Clock_::now() - t0).count();
                        {
                          std::lock_guard l(mu);
                          latencies[i] = ms;
@@ -193,28 +199,29 @@ int main(int argc, char** argv) {
                   completed == sagas - want_compensated && not_released == 0 &&
                   double_released == 0 && released_unexpected == 0 && m.active == 0;
 
-  nlohmann::json out{{"mode", mode},
-                     {"run", run},
-                     {"sagas", sagas},
-                     {"inflight", inflight},
-                     {"partitions", partitions},
-                     {"sync", sync},
-                     {"sagas_per_s", std::round(sagas / secs)},
-                     {"events_per_s", std::round(m.events_written / secs)},
-                     {"p50_ms", std::round(percentile(latencies, 0.50) * 1000) / 1000},
-                     {"p99_ms", std::round(percentile(latencies, 0.99) * 1000) / 1000},
-                     {"max_ms", std::round(percentile(latencies, 1.0) * 1000) / 1000},
-                     {"completed", completed},
-                     {"compensated", compensated},
-                     {"rss_mb", std::round(rss * 10) / 10},
-                     {"commits", m.commits},
-                     {"avg_batch", m.commits ? static_cast<double>(m.decisions_committed) / m.commits : 0},
-                     {"seconds", std::round(secs * 1000) / 1000},
-                     {"verified", ok}};
+  nlohmann::json out{
+      {"mode", mode},
+      {"run", run},
+      {"sagas", sagas},
+      {"inflight", inflight},
+      {"partitions", partitions},
+      {"sync", sync},
+      {"sagas_per_s", std::round(sagas / secs)},
+      {"events_per_s", std::round(m.events_written / secs)},
+      {"p50_ms", std::round(percentile(latencies, 0.50) * 1000) / 1000},
+      {"p99_ms", std::round(percentile(latencies, 0.99) * 1000) / 1000},
+      {"max_ms", std::round(percentile(latencies, 1.0) * 1000) / 1000},
+      {"completed", completed},
+      {"compensated", compensated},
+      {"rss_mb", std::round(rss * 10) / 10},
+      {"commits", m.commits},
+      {"avg_batch", m.commits ? static_cast<double>(m.decisions_committed) / m.commits : 0},
+      {"seconds", std::round(secs * 1000) / 1000},
+      {"verified", ok}};
   std::cout << out.dump() << std::endl;
   if (!ok)
     std::cerr << "verification failed: errors=" << errors << " not_released=" << not_released
-              << " double_released=" << double_released << " released_unexpected=" << released_unexpected
-              << " active=" << m.active << "\n";
+              << " double_released=" << double_released
+              << " released_unexpected=" << released_unexpected << " active=" << m.active << "\n";
   return ok ? 0 : 1;
 }

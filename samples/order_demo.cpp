@@ -7,12 +7,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "definitions.hpp"
 #include "saga/engine.hpp"
 #include "saga/memory.hpp"
 #include "saga/sqlite_store.hpp"
 #include "saga/timeline.hpp"
 #include "services/services.hpp"
-#include "definitions.hpp"
 
 using namespace saga;
 
@@ -76,11 +76,10 @@ int main(int argc, char** argv) {
   };
   std::vector<std::pair<const Order*, std::future<Result<SagaOutcome>>>> running;
   for (const Order& o : orders_to_place) {
-    nlohmann::json input{{"order_id", o.id}, {"sku", "widget"}, {"qty", o.qty},
-                         {"amount", o.amount}};
-    running.emplace_back(&o, (*engine)->start({.definition = "PlaceOrder",
-                                               .saga_id = o.id,
-                                               .input = input.dump()}));
+    nlohmann::json input{
+        {"order_id", o.id}, {"sku", "widget"}, {"qty", o.qty}, {"amount", o.amount}};
+    running.emplace_back(
+        &o, (*engine)->start({.definition = "PlaceOrder", .saga_id = o.id, .input = input.dump()}));
   }
   int completed = 0, compensated = 0, other = 0;
   for (auto& [o, fut] : running) {

@@ -21,7 +21,9 @@ constexpr int kMaxAttempts = 1000;
 
 void check_policy(const RetryPolicy& p, const char* what, int step, const std::string& prefix,
                   std::vector<DefinitionError>* out) {
-  auto add = [&](const std::string& m) { out->push_back({step, "retry-policy", prefix + what + m}); };
+  auto add = [&](const std::string& m) {
+    out->push_back({step, "retry-policy", prefix + what + m});
+  };
   if (p.max_attempts < 0 || p.max_attempts > kMaxAttempts)
     add(" attempts must be between 1 and " + std::to_string(kMaxAttempts) + " (or forever)");
   if (p.initial_backoff <= Duration::zero() || p.initial_backoff > kMaxDuration)
@@ -144,7 +146,7 @@ Definition::Builder& Definition::Builder::default_compensation_retry(RetryPolicy
 }
 
 StepDef Definition::Builder::make_step(std::string name, const std::string& action,
-                                  const std::string& compensation) {
+                                       const std::string& compensation) {
   StepDef s;
   s.name = std::move(name);
   s.retry = retry_;

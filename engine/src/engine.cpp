@@ -33,7 +33,9 @@ bool is_json_object(const std::string& text) {
   return !j.is_discarded() && j.is_object();
 }
 
-bool is_finished(SagaStatus s) { return is_terminal(s) || s == SagaStatus::kStuck; }
+bool is_finished(SagaStatus s) {
+  return is_terminal(s) || s == SagaStatus::kStuck;
+}
 
 struct Counters {
   std::atomic<uint64_t> started{0}, completed{0}, compensated{0}, stuck{0}, aborted{0};
@@ -184,8 +186,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (it == sagas.end()) {
       auto found = impl.store.find(saga_id);
       if (found.ok() && found->has_value()) {
-        done.set_value(Status::FailedPrecondition(
-            "saga '" + saga_id + "' is " + status_name((*found)->status) + ", not stuck"));
+        done.set_value(Status::FailedPrecondition("saga '" + saga_id + "' is " +
+                                                  status_name((*found)->status) + ", not stuck"));
       } else {
         done.set_value(Status::NotFound("no saga '" + saga_id + "'"));
       }
@@ -295,11 +297,20 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (!is_finished(s.status)) return;  // retried by an operator since
     auto& c = impl.counters;
     switch (s.status) {
-      case SagaStatus::kCompleted: c.completed++; break;
-      case SagaStatus::kCompensated: c.compensated++; break;
-      case SagaStatus::kStuck: c.stuck++; break;
-      case SagaStatus::kAborted: c.aborted++; break;
-      default: break;
+      case SagaStatus::kCompleted:
+        c.completed++;
+        break;
+      case SagaStatus::kCompensated:
+        c.compensated++;
+        break;
+      case SagaStatus::kStuck:
+        c.stuck++;
+        break;
+      case SagaStatus::kAborted:
+        c.aborted++;
+        break;
+      default:
+        break;
     }
     SagaOutcome out{s.id, s.status, s.reason, s.context};
     auto waiters = std::exchange(live.waiters, {});
@@ -429,8 +440,8 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
   for (const Definition& d : impl->opts.definitions) {
     if (Status st = check(d); !st.ok()) return st;
     if (!impl->defs.emplace(std::make_pair(d.name, d.version), d).second)
-      return Status::InvalidArgument("saga '" + d.name + "' version " +
-                                     std::to_string(d.version) + " is registered twice");
+      return Status::InvalidArgument("saga '" + d.name + "' version " + std::to_string(d.version) +
+                                     " is registered twice");
     int& v = impl->latest[d.name];
     v = std::max(v, d.version);
   }
@@ -525,9 +536,9 @@ void Engine::start(StartRequest req, Callback done) {
   }
   if (req.input.empty()) req.input = "{}";
   if (req.input.size() > im.opts.max_payload_bytes) {
-    done(Status::InvalidArgument("input of " + std::to_string(req.input.size()) +
-                                 " bytes exceeds max_payload_bytes=" +
-                                 std::to_string(im.opts.max_payload_bytes)));
+    done(Status::InvalidArgument(
+        "input of " + std::to_string(req.input.size()) +
+        " bytes exceeds max_payload_bytes=" + std::to_string(im.opts.max_payload_bytes)));
     return;
   }
   if (!is_json_object(req.input)) {

@@ -46,35 +46,52 @@ bool parse_event_name(const std::string& name, EventType* out) {
 
 const char* status_name(SagaStatus s) {
   switch (s) {
-    case SagaStatus::kRunning: return "running";
-    case SagaStatus::kCompensating: return "compensating";
-    case SagaStatus::kCompleted: return "completed";
-    case SagaStatus::kCompensated: return "compensated";
-    case SagaStatus::kStuck: return "stuck";
-    case SagaStatus::kAborted: return "aborted";
+    case SagaStatus::kRunning:
+      return "running";
+    case SagaStatus::kCompensating:
+      return "compensating";
+    case SagaStatus::kCompleted:
+      return "completed";
+    case SagaStatus::kCompensated:
+      return "compensated";
+    case SagaStatus::kStuck:
+      return "stuck";
+    case SagaStatus::kAborted:
+      return "aborted";
   }
   return "unknown";
 }
 
 const char* phase_name(StepPhase p) {
   switch (p) {
-    case StepPhase::kPending: return "pending";
-    case StepPhase::kRunning: return "running";
-    case StepPhase::kBackoff: return "backoff";
-    case StepPhase::kSucceeded: return "succeeded";
-    case StepPhase::kFailed: return "failed";
-    case StepPhase::kCompensating: return "compensating";
-    case StepPhase::kCompBackoff: return "compensation-backoff";
-    case StepPhase::kCompensated: return "compensated";
+    case StepPhase::kPending:
+      return "pending";
+    case StepPhase::kRunning:
+      return "running";
+    case StepPhase::kBackoff:
+      return "backoff";
+    case StepPhase::kSucceeded:
+      return "succeeded";
+    case StepPhase::kFailed:
+      return "failed";
+    case StepPhase::kCompensating:
+      return "compensating";
+    case StepPhase::kCompBackoff:
+      return "compensation-backoff";
+    case StepPhase::kCompensated:
+      return "compensated";
   }
   return "unknown";
 }
 
 const char* outcome_name(ReplyOutcome o) {
   switch (o) {
-    case ReplyOutcome::kOk: return "ok";
-    case ReplyOutcome::kRejected: return "rejected";
-    case ReplyOutcome::kFailed: return "failed";
+    case ReplyOutcome::kOk:
+      return "ok";
+    case ReplyOutcome::kRejected:
+      return "rejected";
+    case ReplyOutcome::kFailed:
+      return "failed";
   }
   return "unknown";
 }

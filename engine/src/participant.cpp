@@ -7,7 +7,9 @@ namespace saga {
 Participant::Participant(Transport& transport, std::string channel)
     : transport_(transport), channel_(std::move(channel)) {}
 
-Participant::~Participant() { stop(); }
+Participant::~Participant() {
+  stop();
+}
 
 Participant& Participant::on(const std::string& type, Handler action) {
   actions_[type] = std::move(action);
@@ -56,7 +58,7 @@ void Participant::handle(Message m) {
     stats_.undecodable++;
     return;
   }
-  CommandContext ctx{m.saga_id, m.command_id, parts.step, parts.attempt,
+  CommandContext ctx{m.saga_id, m.command_id, parts.step,   parts.attempt,
                      m.type,    m.payload,    m.traceparent};
   ParticipantReply reply;
   {

@@ -152,8 +152,8 @@ class Decider {
     const StepProgress& p = progress(i);
     const StepKind kind = def_.kind(i);
     const bool failing = d_.state.status == SagaStatus::kCompensating;
-    const bool retry = !business && !failing &&
-                       (sd.retry.forever() || p.attempt < sd.retry.max_attempts);
+    const bool retry =
+        !business && !failing && (sd.retry.forever() || p.attempt < sd.retry.max_attempts);
     const int attempt = p.attempt;
     auto failure = [&](bool final) {
       Event e;
@@ -231,7 +231,9 @@ class Decider {
     d_.cancel_timers.push_back(r.command_id + "#t");
     if (!parts.compensation) {
       if (r.outcome == ReplyOutcome::kOk) {
-        emit({.type = EventType::kStepSucceeded, .step = i, .attempt = parts.attempt,
+        emit({.type = EventType::kStepSucceeded,
+              .step = i,
+              .attempt = parts.attempt,
               .data = r.data});
         progress_saga();
       } else {
@@ -239,7 +241,9 @@ class Decider {
                       r.outcome == ReplyOutcome::kRejected, false);
       }
     } else if (r.outcome == ReplyOutcome::kOk) {
-      emit({.type = EventType::kCompensationSucceeded, .step = i, .attempt = parts.attempt,
+      emit({.type = EventType::kCompensationSucceeded,
+            .step = i,
+            .attempt = parts.attempt,
             .compensation = true});
       compensate_next();
     } else {
@@ -413,9 +417,9 @@ Duration backoff_delay(const RetryPolicy& policy, int attempt, uint64_t seed, in
   const double base_ms = static_cast<double>(policy.initial_backoff.count()) *
                          std::pow(policy.multiplier, std::max(0, attempt - 2));
   const double capped = std::min(base_ms, static_cast<double>(policy.max_backoff.count()));
-  const uint64_t r = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(step) * 2 +
-                                                  (compensation ? 1 : 0)) ^
-                                static_cast<uint64_t>(attempt) * 0x9e3779b97f4a7c15ULL);
+  const uint64_t r =
+      splitmix64(seed ^ splitmix64(static_cast<uint64_t>(step) * 2 + (compensation ? 1 : 0)) ^
+                 static_cast<uint64_t>(attempt) * 0x9e3779b97f4a7c15ULL);
   const double frac = static_cast<double>(r >> 11) * 0x1.0p-53;  // [0, 1)
   const double ms = capped * (1.0 - policy.jitter * frac);
   return Duration(std::max<int64_t>(1, static_cast<int64_t>(ms)));
@@ -437,8 +441,7 @@ Decision start(const Definition& def, const std::string& saga_id, const std::str
   return d;
 }
 
-Decision decide(const Definition& def, const SagaState& state, const Input& input,
-                TimePoint now) {
+Decision decide(const Definition& def, const SagaState& state, const Input& input, TimePoint now) {
   Decision d;
   d.state = state;
   Decider decider(def, d, now);

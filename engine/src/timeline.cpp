@@ -46,7 +46,8 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
   for (const Event& e : events) {
     std::string what;
     switch (e.type) {
-      case EventType::kSagaStarted: continue;
+      case EventType::kSagaStarted:
+        continue;
       case EventType::kStepDispatched:
         what = "-> " + command(e.step, false) + "  (attempt " + std::to_string(e.attempt) + ")";
         break;
@@ -67,13 +68,21 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
         what = "<< compensate: " + command(e.step, true) + "  (attempt " +
                std::to_string(e.attempt) + ")";
         break;
-      case EventType::kCompensationSucceeded: what = "<- compensated"; break;
+      case EventType::kCompensationSucceeded:
+        what = "<- compensated";
+        break;
       case EventType::kCompensationFailed:
         what = "<- compensation failed: " + e.detail + (e.value ? "  (limit reached)" : "");
         break;
-      case EventType::kSagaCompleted: what = "== COMPLETED"; break;
-      case EventType::kSagaCompensated: what = "== COMPENSATED: " + e.detail; break;
-      case EventType::kSagaStuck: what = "== STUCK: " + e.detail; break;
+      case EventType::kSagaCompleted:
+        what = "== COMPLETED";
+        break;
+      case EventType::kSagaCompensated:
+        what = "== COMPENSATED: " + e.detail;
+        break;
+      case EventType::kSagaStuck:
+        what = "== STUCK: " + e.detail;
+        break;
       case EventType::kOperatorIntervened:
         what = "   operator " + e.detail + (e.data.empty() ? "" : ": " + e.data);
         break;

@@ -15,7 +15,9 @@ Db::Db(const std::string& path) {
   exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
 }
 
-Db::~Db() { sqlite3_close(db_); }
+Db::~Db() {
+  sqlite3_close(db_);
+}
 
 void Db::exec(const std::string& sql) {
   char* err = nullptr;
@@ -63,8 +65,9 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
     const int qty = in.value("qty", 1);
     const std::string id = "res-" + c.saga_id;
     db_.exec("BEGIN IMMEDIATE");
-    const int changed = run(db_.handle(), "UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2",
-                            {sku, std::to_string(qty)});
+    const int changed =
+        run(db_.handle(), "UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2",
+            {sku, std::to_string(qty)});
     if (changed == 0) {
       db_.exec("ROLLBACK");
       return ParticipantReply::rejected("out of stock: " + sku);
@@ -111,7 +114,8 @@ PaymentService::PaymentService(Transport& t, const std::string& path, long long 
       return ParticipantReply::rejected("card declined: " + std::to_string(amount) +
                                         " exceeds the limit of " + std::to_string(limit_));
     const std::string id = "pay-" + c.saga_id;
-    run(db_.handle(), "INSERT INTO charges(id, amount) VALUES(?1, ?2)", {id, std::to_string(amount)});
+    run(db_.handle(), "INSERT INTO charges(id, amount) VALUES(?1, ?2)",
+        {id, std::to_string(amount)});
     return ParticipantReply::ok(json{{"payment_id", id}}.dump());
   });
   participant_.on_compensate("RefundPayment", [this](const CommandContext& c) {
@@ -135,6 +139,8 @@ OrdersService::OrdersService(Transport& t, const std::string& path)
   });
 }
 
-long long OrdersService::confirmed() { return db_.scalar("SELECT count(*) FROM confirmed"); }
+long long OrdersService::confirmed() {
+  return db_.scalar("SELECT count(*) FROM confirmed");
+}
 
 }  // namespace saga::samples

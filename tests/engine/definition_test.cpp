@@ -9,7 +9,8 @@ namespace {
 
 std::string errors_of(const Definition& d) {
   std::string out;
-  for (const auto& e : validate(d)) out += std::to_string(e.step) + ":" + e.rule + ":" + e.message + "\n";
+  for (const auto& e : validate(d))
+    out += std::to_string(e.step) + ":" + e.rule + ":" + e.message + "\n";
   return out;
 }
 

@@ -17,8 +17,8 @@ using testutil::FaultyTransport;
 using testutil::OrderParticipants;
 
 std::string order(int n, bool decline = false) {
-  return nlohmann::json{{"order_id", "o" + std::to_string(n)}, {"amount", 10 * n},
-                        {"decline", decline}}
+  return nlohmann::json{
+      {"order_id", "o" + std::to_string(n)}, {"amount", 10 * n}, {"decline", decline}}
       .dump();
 }
 
@@ -111,7 +111,8 @@ TEST_F(EngineTest, BadStartRequestsGetClearErrors) {
   auto unknown = engine->start({.definition = "NoSuchSaga", .saga_id = "x"}).get();
   EXPECT_EQ(unknown.status().code(), Code::kNotFound);
   EXPECT_NE(unknown.status().message().find("NoSuchSaga"), std::string::npos);
-  auto not_object = engine->start({.definition = "PlaceOrder", .saga_id = "x", .input = "[1]"}).get();
+  auto not_object =
+      engine->start({.definition = "PlaceOrder", .saga_id = "x", .input = "[1]"}).get();
   EXPECT_EQ(not_object.status().code(), Code::kInvalidArgument);
   auto huge = engine
                   ->start({.definition = "PlaceOrder",
@@ -249,7 +250,8 @@ TEST_F(EngineTest, AbortOfARunningSagaIsRefused) {
 TEST_F(EngineTest, LiveStateEqualsReplayOfStoredEvents) {
   transport.hold(true);
   for (int i = 0; i < 10; ++i)
-    engine->start({.definition = "PlaceOrder", .saga_id = "r" + std::to_string(i),
+    engine->start({.definition = "PlaceOrder",
+                   .saga_id = "r" + std::to_string(i),
                    .input = order(i, i % 3 == 0)},
                   [](auto) {});
   engine->poll();
@@ -296,14 +298,14 @@ TEST_F(EngineTest, RunningSagaFinishesOnTheVersionItStartedWith) {
   EngineOptions opts;
   opts.manual = true;
   opts.log = [](const std::string&) {};
-  Definition v2 = Definition::Builder("PlaceOrder", 2)
-                      .step("reserve_inventory", "inventory.ReserveItems",
-                            "inventory.ReleaseReservation")
-                      .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
-                      .step("notify", "orders.Notify", "orders.Retract")
-                      .step("confirm_order", "orders.ConfirmOrder")
-                      .build()
-                      .value();
+  Definition v2 =
+      Definition::Builder("PlaceOrder", 2)
+          .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
+          .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
+          .step("notify", "orders.Notify", "orders.Retract")
+          .step("confirm_order", "orders.ConfirmOrder")
+          .build()
+          .value();
   opts.definitions = {testutil::place_order_definition(1), v2};
   auto e = Engine::open(opts, store, transport, clock);
   ASSERT_OK(e);
@@ -322,8 +324,9 @@ TEST_F(EngineTest, RunningSagaFinishesOnTheVersionItStartedWith) {
 TEST_F(EngineTest, DecisionsOfManySagasShareOneCommit) {
   transport.hold(true);
   for (int i = 0; i < 10; ++i)
-    engine->start({.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
-                  [](auto) {});
+    engine->start(
+        {.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
+        [](auto) {});
   engine->poll();
   EXPECT_EQ(store.commits(), 1);
   EXPECT_EQ(engine->metrics().decisions_committed, 10u);
@@ -335,8 +338,9 @@ TEST_F(EngineTest, GroupCommitIsBoundedByMaxBatch) {
   open(opts);
   transport.hold(true);
   for (int i = 0; i < 10; ++i)
-    engine->start({.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
-                  [](auto) {});
+    engine->start(
+        {.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
+        [](auto) {});
   engine->poll();
   EXPECT_EQ(store.commits(), 3);  // 4 + 4 + 2
   EXPECT_EQ(engine->metrics().decisions_committed, 10u);
@@ -355,8 +359,9 @@ TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {
   ASSERT_OK(engine);
   std::vector<std::future<Result<SagaOutcome>>> futures;
   for (int i = 0; i < 500; ++i)
-    futures.push_back((*engine)->start(
-        {.definition = "PlaceOrder", .saga_id = "m" + std::to_string(i), .input = order(i, i % 10 == 0)}));
+    futures.push_back((*engine)->start({.definition = "PlaceOrder",
+                                        .saga_id = "m" + std::to_string(i),
+                                        .input = order(i, i % 10 == 0)}));
   int completed = 0, compensated = 0;
   for (auto& f : futures) {
     auto r = f.get();

@@ -112,8 +112,8 @@ TEST_F(RecoveryTest, ResumesCompensationAfterCrashDuringCompensation) {
   // Let messages through until ReleaseReservation is on its way.
   for (;;) {
     auto sent = transport.sent();
-    bool compensating = std::any_of(sent.begin(), sent.end(),
-                                    [](const Message& m) { return m.compensation; });
+    bool compensating =
+        std::any_of(sent.begin(), sent.end(), [](const Message& m) { return m.compensation; });
     if (compensating || transport.held() == 0) break;
     transport.release_one();
     engine->poll();

@@ -1,6 +1,8 @@
 // The pure core: every rule of the saga semantics, driven input by input without I/O.
 #include "saga/state_machine.hpp"
 
+#include "saga/replay.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -111,9 +113,9 @@ TEST(StateMachine, CompletesWhenEveryStepSucceeds) {
   auto d = sim.reply("s1/confirm_order/a1");
   EXPECT_EQ(sim.state.status, SagaStatus::kCompleted);
   EXPECT_EQ(d.events.back().type, EventType::kSagaCompleted);
-  EXPECT_EQ(sim.sent_ids(), (std::vector<std::string>{"s1/reserve_inventory/a1",
-                                                      "s1/charge_payment/a1",
-                                                      "s1/confirm_order/a1"}));
+  EXPECT_EQ(sim.sent_ids(),
+            (std::vector<std::string>{"s1/reserve_inventory/a1", "s1/charge_payment/a1",
+                                      "s1/confirm_order/a1"}));
   EXPECT_EQ(d.cancel_timers, std::vector<std::string>{"s1/confirm_order/a1#t"});
 }
 
@@ -408,8 +410,7 @@ TEST(StateMachine, ParallelStepsAreDispatchedTogether) {
   Sim sim(def);
   sim.start();
   sim.reply("s1/first/a1");
-  EXPECT_EQ(sim.sent_ids(),
-            (std::vector<std::string>{"s1/first/a1", "s1/x/a1", "s1/y/a1"}));
+  EXPECT_EQ(sim.sent_ids(), (std::vector<std::string>{"s1/first/a1", "s1/x/a1", "s1/y/a1"}));
   sim.reply("s1/y/a1");
   EXPECT_EQ(sim.sent.size(), 3u);  // waits for x
   sim.reply("s1/x/a1");
@@ -460,6 +461,55 @@ TEST(StateMachine, ReplayOfTheLogGivesTheDecidedState) {
   }
 }
 
+TEST(Replay, DeterminismCheckAcceptsEveryRecordedLog) {
+  testutil::SeededRandom rnd;
+  for (int run = 0; run < 200; ++run) {
+    Sim sim(three_compensatable());
+    sim.start();
+    for (int i = 0; i < 30 && !is_terminal(sim.state.status); ++i) {
+      if (sim.state.status == SagaStatus::kStuck) {
+        sim.operator_input(rnd.uniform(0, 1) ? Input::Kind::kOperatorRetry
+                                             : Input::Kind::kOperatorAbort);
+      } else if (rnd.uniform(0, 2) > 0 && !sim.sent.empty()) {
+        const auto& c = sim.sent[rnd.uniform(0, static_cast<int>(sim.sent.size()) - 1)];
+        sim.reply(c.id, static_cast<ReplyOutcome>(rnd.uniform(0, 2)), R"({"k":1})", "e");
+      } else if (!sim.timers.empty()) {
+        sim.fire(sim.timers[rnd.uniform(0, static_cast<int>(sim.timers.size()) - 1)].id);
+      }
+      sim.now += Duration(rnd.uniform(0, 50));
+    }
+    auto report = check_determinism(sim.def, "s1", sim.log);
+    ASSERT_OK(report);
+    EXPECT_EQ(report->events_checked, sim.log.size());
+    EXPECT_EQ(report->final_state, sim.state);
+  }
+}
+
+TEST(Replay, DeterminismCheckNamesTheFirstEventThatDiffers) {
+  Sim sim(place_order_definition());
+  sim.start();
+  sim.reply("s1/reserve_inventory/a1");
+  sim.reply("s1/charge_payment/a1", kFailed, "{}", "down");
+  sim.fire("s1/charge_payment/a2#r");
+  std::vector<Event> log = sim.log;
+  for (Event& e : log)
+    if (e.type == EventType::kRetryScheduled) e.value += 7;  // as if another jitter rule wrote it
+  auto r = check_determinism(sim.def, "s1", log);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("diverges at event #6 RetryScheduled"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(Replay, StateAtAnyEventIsThePrefixFold) {
+  Sim sim(place_order_definition());
+  sim.start();
+  sim.reply("s1/reserve_inventory/a1");
+  EXPECT_EQ(state_at("s1", sim.log, 2).steps[0].phase, StepPhase::kRunning);
+  EXPECT_EQ(state_at("s1", sim.log, 3).steps[0].phase, StepPhase::kSucceeded);
+  EXPECT_EQ(state_at("s1", sim.log, 100), sim.state);
+}
+
 TEST(StateMachine, BackoffIsDeterministicGrowsAndIsCapped) {
   RetryPolicy p{10, Duration(100), 2.0, Duration(1000), 0.5};
   for (int attempt = 2; attempt <= 10; ++attempt) {
@@ -479,8 +529,8 @@ TEST(CommandId, RoundTripsThroughParse) {
   EXPECT_EQ(parts.step, "charge_payment");
   EXPECT_TRUE(parts.compensation);
   EXPECT_EQ(parts.attempt, 12);
-  for (const char* bad : {"", "/", "a/b", "s/step/x1", "s/step/a", "s/step/a0", "s//a1",
-                          "s/step/a1x", "/step/a1"})
+  for (const char* bad :
+       {"", "/", "a/b", "s/step/x1", "s/step/a", "s/step/a0", "s//a1", "s/step/a1x", "/step/a1"})
     EXPECT_FALSE(parse_command_id(bad, &parts)) << bad;
 }
 

@@ -23,7 +23,7 @@ struct Ledger {
   std::map<std::string, int> reserved;  // saga id -> times reserved
   std::map<std::string, int> released;  // saga id -> times released
   std::map<std::string, int> charged, refunded, confirmed;
-  std::set<std::string> released_ids;   // reservation ids released
+  std::set<std::string> released_ids;  // reservation ids released
 
   int count(std::map<std::string, int>& m, const std::string& id) {
     std::lock_guard l(mu);

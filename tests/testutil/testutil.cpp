@@ -6,8 +6,8 @@
 namespace saga {
 
 void PrintTo(const SagaState& s, std::ostream* os) {
-  *os << "{id=" << s.id << " def=" << s.definition << "@" << s.version << " status="
-      << status_name(s.status) << " seq=" << s.seq << " reason='" << s.reason
+  *os << "{id=" << s.id << " def=" << s.definition << "@" << s.version
+      << " status=" << status_name(s.status) << " seq=" << s.seq << " reason='" << s.reason
       << "' context=" << s.context << " stuck_comp=" << s.stuck_compensating << " steps=[";
   for (const auto& p : s.steps)
     *os << phase_name(p.phase) << "/a" << p.attempt << "/c" << p.comp_attempt
@@ -16,9 +16,9 @@ void PrintTo(const SagaState& s, std::ostream* os) {
 }
 
 void PrintTo(const Event& e, std::ostream* os) {
-  *os << "{#" << e.seq << " " << event_name(e.type) << " step=" << e.step << " attempt=" << e.attempt
-      << (e.compensation ? " comp" : "") << " value=" << e.value << " detail='" << e.detail
-      << "' data=" << e.data << "}";
+  *os << "{#" << e.seq << " " << event_name(e.type) << " step=" << e.step
+      << " attempt=" << e.attempt << (e.compensation ? " comp" : "") << " value=" << e.value
+      << " detail='" << e.detail << "' data=" << e.data << "}";
 }
 
 }  // namespace saga

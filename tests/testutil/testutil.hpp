@@ -16,15 +16,15 @@
 #include "saga/status.hpp"
 #include "saga/transport.hpp"
 
-#define ASSERT_OK(expr)                                        \
-  do {                                                         \
+#define ASSERT_OK(expr)                                           \
+  do {                                                            \
     const ::saga::Status _st = ::saga::testutil::status_of(expr); \
-    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.to_string(); \
+    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.to_string();    \
   } while (0)
-#define EXPECT_OK(expr)                                        \
-  do {                                                         \
+#define EXPECT_OK(expr)                                           \
+  do {                                                            \
     const ::saga::Status _st = ::saga::testutil::status_of(expr); \
-    EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.to_string(); \
+    EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.to_string();    \
   } while (0)
 
 namespace saga {
@@ -35,7 +35,9 @@ void PrintTo(const Event& e, std::ostream* os);
 
 namespace saga::testutil {
 
-inline Status status_of(const Status& s) { return s; }
+inline Status status_of(const Status& s) {
+  return s;
+}
 template <typename T>
 Status status_of(const Result<T>& r) {
   return r.status();
@@ -67,13 +69,31 @@ class FaultyStore : public EventStoreWrapper {
  public:
   using EventStoreWrapper::EventStoreWrapper;
   Status commit(const WriteBatch& batch) override;
-  void fail_next(int n) { std::lock_guard l(mu_); fail_ = n; }
-  void ghost_next(int n) { std::lock_guard l(mu_); ghost_ = n; }
-  void crash() { std::lock_guard l(mu_); crashed_ = true; }
+  void fail_next(int n) {
+    std::lock_guard l(mu_);
+    fail_ = n;
+  }
+  void ghost_next(int n) {
+    std::lock_guard l(mu_);
+    ghost_ = n;
+  }
+  void crash() {
+    std::lock_guard l(mu_);
+    crashed_ = true;
+  }
   // Crash right after the n-th successful commit from now (0: now).
-  void crash_after(int n) { std::lock_guard l(mu_); crash_after_ = n; }
-  bool crashed() const { std::lock_guard l(mu_); return crashed_; }
-  int commits() const { std::lock_guard l(mu_); return commits_; }
+  void crash_after(int n) {
+    std::lock_guard l(mu_);
+    crash_after_ = n;
+  }
+  bool crashed() const {
+    std::lock_guard l(mu_);
+    return crashed_;
+  }
+  int commits() const {
+    std::lock_guard l(mu_);
+    return commits_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -88,14 +108,32 @@ class FaultyTransport : public TransportWrapper {
   using TransportWrapper::TransportWrapper;
   void send(Message m, Completion done) override;
 
-  void drop_all(bool on) { std::lock_guard l(mu_); drop_ = on; }   // vanish: never completed
-  void fail_next(int n) { std::lock_guard l(mu_); fail_ = n; }     // complete with kUnavailable
-  void hold(bool on) { std::lock_guard l(mu_); hold_ = on; }       // keep until release()
-  size_t held() const { std::lock_guard l(mu_); return held_.size(); }
+  void drop_all(bool on) {
+    std::lock_guard l(mu_);
+    drop_ = on;
+  }  // vanish: never completed
+  void fail_next(int n) {
+    std::lock_guard l(mu_);
+    fail_ = n;
+  }  // complete with kUnavailable
+  void hold(bool on) {
+    std::lock_guard l(mu_);
+    hold_ = on;
+  }  // keep until release()
+  size_t held() const {
+    std::lock_guard l(mu_);
+    return held_.size();
+  }
   // Sends the oldest held message on to the target; false when none is held.
   bool release_one();
-  void release_all() { while (release_one()) {} }
-  std::vector<Message> sent() const { std::lock_guard l(mu_); return sent_; }
+  void release_all() {
+    while (release_one()) {
+    }
+  }
+  std::vector<Message> sent() const {
+    std::lock_guard l(mu_);
+    return sent_;
+  }
   // Command ids sent (as delivered to the target), in order.
   std::vector<std::string> sent_ids() const;
 

@@ -113,7 +113,6 @@ class Definition::Builder {
   Result<Definition> build() const;
 
  private:
-
   Definition def_;
   Duration timeout_{30000};
   RetryPolicy retry_;

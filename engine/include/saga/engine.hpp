@@ -44,7 +44,7 @@ struct EngineOptions {
   int partitions = 1;
   // No threads: the caller runs all work with poll(). Deterministic; used by tests.
   bool manual = false;
-  size_t max_batch = 2048;  // decisions per commit, at most
+  size_t max_batch = 2048;   // decisions per commit, at most
   Duration commit_delay{0};  // extra wait to gather a larger batch (0: commit when idle)
   size_t max_payload_bytes = 1 << 20;
   Duration resend_delay{200};  // after a failed send, and between commit retries
@@ -64,8 +64,8 @@ struct StartRequest {
 
 struct EngineMetrics {
   uint64_t started = 0, completed = 0, compensated = 0, stuck = 0, aborted = 0;
-  uint64_t replies_dropped = 0;   // stale, duplicate or late replies
-  uint64_t inputs_rejected = 0;   // undecodable or oversized input
+  uint64_t replies_dropped = 0;  // stale, duplicate or late replies
+  uint64_t inputs_rejected = 0;  // undecodable or oversized input
   uint64_t commits = 0, commit_failures = 0, events_written = 0, decisions_committed = 0;
   uint64_t commands_sent = 0, send_failures = 0;
   uint64_t active = 0;          // sagas held in memory
@@ -77,7 +77,8 @@ class Engine {
   using Callback = std::function<void(Result<SagaOutcome>)>;
 
   // Recovers the active sagas of `store` (snapshots), re-arms their timers and re-sends every
-  // command still in flight, under its original id. REQUIRES: store, transport and clock outlive the engine.
+  // command still in flight, under its original id. REQUIRES: store, transport and clock outlive
+  // the engine.
   static Result<std::unique_ptr<Engine>> open(EngineOptions options, EventStore& store,
                                               Transport& transport, Clock& clock);
   Engine(const Engine&) = delete;

@@ -13,8 +13,12 @@ namespace saga {
 // Wall-clock milliseconds: durable timers must keep their meaning across restarts.
 using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
 
-inline int64_t to_ms(TimePoint t) { return t.time_since_epoch().count(); }
-inline TimePoint from_ms(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+inline int64_t to_ms(TimePoint t) {
+  return t.time_since_epoch().count();
+}
+inline TimePoint from_ms(int64_t ms) {
+  return TimePoint(std::chrono::milliseconds(ms));
+}
 
 enum class EventType : uint8_t {
   kSagaStarted = 1,
@@ -28,7 +32,7 @@ enum class EventType : uint8_t {
   kCompensationFailed,  // value=1: final (limit reached); detail says why
   kSagaCompleted,
   kSagaCompensated,
-  kSagaStuck,  // value=1: stuck while compensating
+  kSagaStuck,           // value=1: stuck while compensating
   kOperatorIntervened,  // detail: "retry" or "abort"
 };
 
@@ -68,14 +72,13 @@ enum class SagaStatus : uint8_t {
 };
 const char* status_name(SagaStatus status);
 inline bool is_terminal(SagaStatus s) {
-  return s == SagaStatus::kCompleted || s == SagaStatus::kCompensated ||
-         s == SagaStatus::kAborted;
+  return s == SagaStatus::kCompleted || s == SagaStatus::kCompensated || s == SagaStatus::kAborted;
 }
 
 enum class StepPhase : uint8_t {
   kPending = 0,
-  kRunning,       // action dispatched, awaiting reply or timeout
-  kBackoff,       // action failed, retry scheduled
+  kRunning,  // action dispatched, awaiting reply or timeout
+  kBackoff,  // action failed, retry scheduled
   kSucceeded,
   kFailed,        // settled without effect, or gave up (see maybe_applied)
   kCompensating,  // compensation dispatched
@@ -86,8 +89,8 @@ const char* phase_name(StepPhase phase);
 
 struct StepProgress {
   StepPhase phase = StepPhase::kPending;
-  int attempt = 0;       // current or last action attempt, 1-based
-  int comp_attempt = 0;  // current or last compensation attempt
+  int attempt = 0;             // current or last action attempt, 1-based
+  int comp_attempt = 0;        // current or last compensation attempt
   bool maybe_applied = false;  // an attempt timed out: it may have happened at the participant
   std::string error;           // last failure reason
 

@@ -41,9 +41,9 @@ struct CommandContext {
 
 struct ParticipantStats {
   uint64_t actions_run = 0, compensations_run = 0;
-  uint64_t duplicates = 0;             // answered from the record, not run again
-  uint64_t noop_compensations = 0;     // compensation of an action never seen
-  uint64_t refused_actions = 0;        // action after its compensation
+  uint64_t duplicates = 0;          // answered from the record, not run again
+  uint64_t noop_compensations = 0;  // compensation of an action never seen
+  uint64_t refused_actions = 0;     // action after its compensation
   uint64_t undecodable = 0;
 };
 

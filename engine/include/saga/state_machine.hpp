@@ -56,8 +56,7 @@ Decision start(const Definition& def, const std::string& saga_id, const std::str
                const std::string& trace, uint64_t seed, TimePoint now);
 
 // Reacts to one input. REQUIRES: state belongs to def (same name and version).
-Decision decide(const Definition& def, const SagaState& state, const Input& input,
-                TimePoint now);
+Decision decide(const Definition& def, const SagaState& state, const Input& input, TimePoint now);
 
 // The delay before `attempt` (>= 2) of a step, with jitter drawn from seed; pure.
 Duration backoff_delay(const RetryPolicy& policy, int attempt, uint64_t seed, int step,

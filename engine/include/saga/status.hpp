@@ -10,7 +10,7 @@ namespace saga {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,     // the caller's input is wrong; retrying the same input cannot help
+  kInvalidArgument,  // the caller's input is wrong; retrying the same input cannot help
   kNotFound,
   kAlreadyExists,       // e.g. a saga id started again with another payload
   kFailedPrecondition,  // the object is not in a state that allows the call
@@ -52,7 +52,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT; REQUIRES: !status.ok()
 
   bool ok() const { return std::holds_alternative<T>(v_); }

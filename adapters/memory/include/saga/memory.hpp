@@ -3,8 +3,8 @@
 
 #include <map>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -49,7 +49,8 @@ class MemoryTransport : public Transport {
  private:
   struct Sub {
     Handler handler;
-    std::shared_ptr<std::recursive_mutex> running;  // held while the handler runs (unsubscribe waits)
+    std::shared_ptr<std::recursive_mutex>
+        running;  // held while the handler runs (unsubscribe waits)
   };
   std::mutex mu_;
   std::unordered_map<std::string, Sub> subs_;
