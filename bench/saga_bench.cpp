@@ -93,7 +93,7 @@ double percentile(std::vector<double>& v, double p) {
 int main(int argc, char** argv) {
   CLI::App app{"saga-bench: the order-saga reference workload (shared/workload.md)"};
   std::string mode = "embedded", run = "throughput", sync = "full", db;
-  int sagas = 0, inflight = 0, partitions = 1;
+  int sagas = 0, inflight = 0, partitions = 1, max_batch = 2048;
   app.add_option("--mode", mode, "embedded (kafka comes with the Kafka transport)")
       ->check(CLI::IsMember({"embedded"}));
   app.add_option("--run", run, "throughput or latency")
@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"full", "normal", "off"}));
   app.add_option("--partitions", partitions, "Engine partitions (threads)")
       ->check(CLI::Range(1, 64));
+  app.add_option("--max-batch", max_batch, "Decisions per commit, at most")
+      ->check(CLI::Range(1, 1'000'000));
   app.add_option("--db", db, "Event log file (default: a fresh file in the temp folder)");
   CLI11_PARSE(app, argc, argv);
   if (sagas == 0) sagas = run == "throughput" ? 50000 : 2000;
@@ -130,6 +132,7 @@ int main(int argc, char** argv) {
   EngineOptions opts;
   opts.definitions = {place_order()};
   opts.partitions = partitions;
+  opts.max_batch = static_cast<size_t>(max_batch);
   auto engine = Engine::open(opts, **store, bus, clock);
   if (!engine.ok()) {
     std::cerr << engine.status().to_string() << "\n";

@@ -1,7 +1,11 @@
 #include "testutil/testutil.hpp"
 
 #include <cstdlib>
+#include <sys/wait.h>
+
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace saga {
 
@@ -33,6 +37,25 @@ std::string temp_path(const std::string& name) {
   std::string path = dir + "/" + name;
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   return path;
+}
+
+static std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+CommandOutcome run_command(const std::string& command) {
+  const std::string out = temp_path("stdout");
+  const std::string err = temp_path("stderr");
+  const std::string cmd = command + " >'" + out + "' 2>'" + err + "'";
+  const int status = std::system(cmd.c_str());
+  CommandOutcome r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
 }
 
 static uint64_t pick_seed() {

@@ -46,6 +46,13 @@ Status status_of(const Result<T>& r) {
 // A fresh file path under the test's temporary directory; removes leftovers of earlier runs.
 std::string temp_path(const std::string& name);
 
+// Runs a shell command; its exit code and what it printed.
+struct CommandOutcome {
+  int exit_code = -1;
+  std::string out, err;
+};
+CommandOutcome run_command(const std::string& command);
+
 // Seeded randomness that prints its seed when the test fails (SAGA_SEED=N to repeat a run).
 class SeededRandom {
  public:

@@ -1,0 +1,15 @@
+// Each group of sagactl subcommands lives in its own cmd_*.cpp and registers itself here.
+// A subcommand that fails throws CLI::RuntimeError(exit_code) after printing its own message.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace sagactl {
+
+// validate, graph (cmd_dsl.cpp).
+void add_dsl_commands(CLI::App& app);
+
+// list, show, replay: reading a saga log file (cmd_log.cpp).
+void add_log_commands(CLI::App& app);
+
+}  // namespace sagactl
