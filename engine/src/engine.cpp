@@ -64,7 +64,10 @@ class Committer {
  public:
   Committer(EventStore& store, Duration retry_delay, std::function<void(const std::string&)> log,
             Counters& counters)
-      : store_(store), retry_delay_(retry_delay), log_(std::move(log)), counters_(counters),
+      : store_(store),
+        retry_delay_(retry_delay),
+        log_(std::move(log)),
+        counters_(counters),
         thread_([this] { loop(); }) {}
   ~Committer() {
     {

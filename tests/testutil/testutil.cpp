@@ -1,7 +1,7 @@
 #include "testutil/testutil.hpp"
 
-#include <cstdlib>
 #include <sys/wait.h>
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
