@@ -235,6 +235,32 @@ TEST_F(EngineTest, StuckSagaIsReportedAndCanBeRetriedThroughTheApi) {
   EXPECT_EQ(participants.ledger.count(participants.ledger.released, "s"), 1);
 }
 
+TEST_F(EngineTest, StuckSagaCanBeAbortedThroughTheApi) {
+  participants.release_down = true;
+  std::vector<SagaOutcome> finished;
+  EngineOptions opts;
+  opts.on_finished = [&](const SagaOutcome& o) { finished.push_back(o); };
+  open(opts);
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "ab", .input = order(1, true)});
+  engine->poll();
+  for (int i = 0; i < 10; ++i) {
+    clock.advance(Duration(1000));
+    engine->poll();
+  }
+  ASSERT_EQ(f.get()->status, SagaStatus::kStuck);
+  auto aborted = engine->abort("ab", "released by hand in the warehouse");
+  engine->poll();
+  ASSERT_OK(aborted.get());
+  auto s = engine->state("ab");
+  ASSERT_OK(s);
+  EXPECT_EQ(s->status, SagaStatus::kAborted);
+  EXPECT_NE(s->reason.find("released by hand"), std::string::npos);
+  ASSERT_EQ(finished.size(), 2u);  // stuck, then aborted
+  EXPECT_EQ(finished[1].status, SagaStatus::kAborted);
+  EXPECT_EQ(engine->metrics().aborted, 1u);
+  EXPECT_EQ(engine->metrics().active, 0u);
+}
+
 TEST_F(EngineTest, AbortOfARunningSagaIsRefused) {
   transport.hold(true);
   engine->start({.definition = "PlaceOrder", .saga_id = "a", .input = order(1)}, [](auto) {});
