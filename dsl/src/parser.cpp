@@ -82,13 +82,12 @@ void Parser::parse_saga(std::vector<SagaSource>& out) {
   }
   if (body) parse_saga_body(s);
   s.end = peek().kind == Tok::kEnd ? UINT32_MAX : peek().loc.offset;
-  for (const SagaSource& other : out) {
-    if (!s.header_error && !other.header_error && other.def.name == s.def.name &&
-        other.def.version == s.def.version) {
+  if (!s.header_error) {
+    const auto [it, fresh] = defined_.try_emplace({s.def.name, s.def.version}, s.name.line);
+    if (!fresh) {
       benign_error(s.name, "saga " + quote(s.def.name) + " version " +
                                std::to_string(s.def.version) + " is already defined at line " +
-                               std::to_string(other.name.line));
-      break;
+                               std::to_string(it->second));
     }
   }
   saga_ = nullptr;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -115,6 +116,7 @@ class Parser {
   SagaSource* saga_ = nullptr;
   StepSource* step_ = nullptr;
   bool benign_ = false;
+  std::map<std::pair<std::string, int>, int> defined_;  // saga name and version -> line
 };
 
 }  // namespace saga::dsl::internal
