@@ -1,7 +1,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
-install(DIRECTORY engine/include/saga DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS saga_engine saga_memory saga_sqlite EXPORT sagaTargets
+install(DIRECTORY engine/include/saga dsl/include/saga DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS saga_engine saga_memory saga_sqlite saga_dsl EXPORT sagaTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(EXPORT sagaTargets NAMESPACE saga:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/saga)
 configure_package_config_file(cmake/sagaConfig.cmake.in

@@ -18,13 +18,14 @@ bool is_identifier(const std::string& s) {
 
 constexpr Duration kMaxDuration{24LL * 3600 * 1000};
 constexpr int kMaxAttempts = 1000;
+constexpr size_t kMaxSteps = 1000;
 
 void check_policy(const RetryPolicy& p, const char* what, int step, const std::string& prefix,
                   std::vector<DefinitionError>* out) {
   auto add = [&](const std::string& m) {
     out->push_back({step, "retry-policy", prefix + what + m});
   };
-  if (p.max_attempts < 0 || p.max_attempts > kMaxAttempts)
+  if (!p.forever() && (p.max_attempts < 1 || p.max_attempts > kMaxAttempts))
     add(" attempts must be between 1 and " + std::to_string(kMaxAttempts) + " (or forever)");
   if (p.initial_backoff <= Duration::zero() || p.initial_backoff > kMaxDuration)
     add(" initial backoff must be positive and at most 24h");
@@ -65,6 +66,9 @@ std::vector<DefinitionError> validate(const Definition& def) {
   if (def.version < 1 || def.version > 1'000'000)
     out.push_back({-1, "version", "version must be between 1 and 1000000"});
   if (def.steps.empty()) out.push_back({-1, "has-steps", "a saga needs at least one step"});
+  if (def.steps.size() > kMaxSteps)
+    out.push_back(
+        {-1, "too-many-steps", "a saga has at most " + std::to_string(kMaxSteps) + " steps"});
 
   std::set<std::string> names;
   int pivot = -1;

@@ -14,7 +14,6 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <atomic>
-#include <condition_variable>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -46,92 +45,6 @@ struct Counters {
   std::atomic<int64_t> active{0}, backlog{0};
 };
 
-// A batch of decisions and what to do once it is committed.
-struct Pending {
-  WriteBatch batch;
-  std::vector<Command> sends;
-  std::vector<Timer> arms;
-  std::vector<std::string> cancels;
-  std::vector<std::string> finished;
-  std::vector<std::function<void()>> callbacks;
-};
-
-// Threaded mode: one thread writes for all partitions. Batches queued while a commit runs are
-// merged into the next transaction (group commit across partitions). A failed commit is
-// retried until it succeeds or the engine stops: nothing queued behind it may overtake it.
-// Queue: partition threads -> committer thread; completions: committer -> partition (posted).
-class Committer {
- public:
-  Committer(EventStore& store, Duration retry_delay, std::function<void(const std::string&)> log,
-            Counters& counters)
-      : store_(store),
-        retry_delay_(retry_delay),
-        log_(std::move(log)),
-        counters_(counters),
-        thread_([this] { loop(); }) {}
-  ~Committer() {
-    {
-      std::lock_guard l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  // REQUIRES: `batch` stays alive until `done` runs.
-  void submit(const WriteBatch& batch, std::function<void()> done) {
-    {
-      std::lock_guard l(mu_);
-      queue_.push_back({&batch, std::move(done)});
-    }
-    cv_.notify_one();
-  }
-
- private:
-  struct Job {
-    const WriteBatch* batch;
-    std::function<void()> done;
-  };
-  void loop() {
-    std::unique_lock l(mu_);
-    for (;;) {
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
-      std::vector<Job> jobs = std::exchange(queue_, {});
-      l.unlock();
-      WriteBatch merged;
-      const WriteBatch* one = jobs.size() == 1 ? jobs[0].batch : &merged;
-      if (jobs.size() > 1) {
-        for (const Job& j : jobs) {
-          merged.sagas.insert(merged.sagas.end(), j.batch->sagas.begin(), j.batch->sagas.end());
-          merged.sent.insert(merged.sent.end(), j.batch->sent.begin(), j.batch->sent.end());
-        }
-      }
-      for (;;) {
-        Status st = store_.commit(*one);
-        if (st.ok()) break;
-        counters_.commit_failures++;
-        log_("commit of " + std::to_string(one->sagas.size()) +
-             " decisions failed, will retry: " + st.to_string());
-        l.lock();
-        if (cv_.wait_for(l, retry_delay_, [&] { return stop_; })) return;
-        l.unlock();
-      }
-      for (Job& j : jobs) j.done();
-      l.lock();
-    }
-  }
-
-  EventStore& store_;
-  Duration retry_delay_;
-  std::function<void(const std::string&)> log_;
-  Counters& counters_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Job> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
 }  // namespace
 
 struct Partition;
@@ -149,7 +62,6 @@ struct Engine::Impl {
   std::mt19937_64 seed_rng{std::random_device{}()};
   bool subscribed = false;
   bool closed = false;
-  std::unique_ptr<Committer> committer;  // threaded mode only
 
   Impl(EngineOptions o, EventStore& s, Transport& t, Clock& c)
       : opts(std::move(o)), store(s), transport(t), clock(c) {}
@@ -197,12 +109,14 @@ struct Partition : std::enable_shared_from_this<Partition> {
   std::unordered_map<std::string, Clock::TimerId> armed;  // durable timer id -> clock timer
   std::unordered_map<std::string, Message> unacked;       // command id -> message in flight
 
-  // The batch being gathered (`open`) and, in threaded mode, whether an earlier one is with the
-  // committer. Batches commit in order: the next is handed over when the previous is done.
-  Pending open;
+  // The batch being gathered and what to do once it is committed.
+  WriteBatch batch;
+  std::vector<Command> to_send;
+  std::vector<Timer> to_arm;
+  std::vector<std::string> to_cancel;
+  std::vector<std::string> finished;
+  std::vector<std::function<void()>> after_commit;
   bool flush_scheduled = false;
-  bool committing = false;
-  std::vector<std::function<void()>> drain_waiters;  // close(): run when nothing is pending
 
   explicit Partition(Engine::Impl& i) : impl(i) {}
 
@@ -286,7 +200,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     }
     if (it->second.state.status == SagaStatus::kStuck) impl.counters.stuck--;
     auto shared = std::make_shared<std::promise<Status>>(std::move(done));
-    open.callbacks.push_back([shared] { shared->set_value(Status::Ok()); });
+    after_commit.push_back([shared] { shared->set_value(Status::Ok()); });
     record(saga_id, it->second, std::move(d));
   }
 
@@ -302,7 +216,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       if (awaited(live, *it)) {
         ++it;
       } else {
-        open.batch.sent.push_back(*it);
+        batch.sent.push_back(*it);
         it = live.inflight.erase(it);
       }
     }
@@ -311,18 +225,17 @@ struct Partition : std::enable_shared_from_this<Partition> {
       for (const auto& t : live.timers) d.cancel_timers.push_back(t);
       live.timers.clear();
     }
-    if (before != live.state.status && is_finished(live.state.status))
-      open.finished.push_back(saga_id);
-    open.sends.insert(open.sends.end(), d.commands.begin(), d.commands.end());
-    open.arms.insert(open.arms.end(), d.timers.begin(), d.timers.end());
-    open.cancels.insert(open.cancels.end(), d.cancel_timers.begin(), d.cancel_timers.end());
-    open.batch.sagas.push_back(SagaWrite{live.state, std::move(d.events), std::move(d.commands),
-                                         std::move(d.timers), std::move(d.cancel_timers)});
+    if (before != live.state.status && is_finished(live.state.status)) finished.push_back(saga_id);
+    to_send.insert(to_send.end(), d.commands.begin(), d.commands.end());
+    to_arm.insert(to_arm.end(), d.timers.begin(), d.timers.end());
+    to_cancel.insert(to_cancel.end(), d.cancel_timers.begin(), d.cancel_timers.end());
+    batch.sagas.push_back(SagaWrite{live.state, std::move(d.events), std::move(d.commands),
+                                    std::move(d.timers), std::move(d.cancel_timers)});
     schedule_flush();
   }
 
   void schedule_flush() {
-    if (open.batch.sagas.size() >= impl.opts.max_batch) {
+    if (batch.sagas.size() >= impl.opts.max_batch) {
       flush();
       return;
     }
@@ -339,21 +252,11 @@ struct Partition : std::enable_shared_from_this<Partition> {
   // ---- commit, then act ----
   void flush() {
     flush_scheduled = false;
-    if (open.batch.empty() || committing) return;
-    if (impl.committer) {
-      // Threaded: the committer thread writes while this partition keeps deciding.
-      committing = true;
-      auto job = std::make_shared<Pending>(std::exchange(open, {}));
-      std::weak_ptr<Partition> weak = weak_from_this();
-      impl.committer->submit(job->batch, [weak, job] {
-        if (auto p = weak.lock()) p->post([p, job] { p->committed(*job); });
-      });
-      return;
-    }
-    Status st = impl.store.commit(open.batch);
+    if (batch.empty()) return;
+    Status st = impl.store.commit(batch);
     if (!st.ok()) {
       impl.counters.commit_failures++;
-      impl.log("commit of " + std::to_string(open.batch.sagas.size()) +
+      impl.log("commit of " + std::to_string(batch.sagas.size()) +
                " decisions failed, will retry: " + st.to_string());
       // Keep everything; new decisions join this batch. Nothing leaves before the commit.
       flush_scheduled = true;
@@ -363,35 +266,27 @@ struct Partition : std::enable_shared_from_this<Partition> {
       });
       return;
     }
-    Pending done = std::exchange(open, {});
-    act(done);
-  }
-
-  void committed(Pending& job) {
-    committing = false;
-    act(job);
-    if (!open.batch.empty()) {
-      flush();
-    } else {
-      for (auto& w : std::exchange(drain_waiters, {})) w();
-    }
-  }
-
-  // After a successful commit: counters, timers, sends, callbacks.
-  void act(Pending& done) {
     impl.counters.commits++;
-    impl.counters.decisions += done.batch.sagas.size();
-    for (const auto& w : done.batch.sagas) impl.counters.events_written += w.events.size();
-    for (const auto& id : done.cancels) {
+    impl.counters.decisions += batch.sagas.size();
+    for (const auto& w : batch.sagas) impl.counters.events_written += w.events.size();
+    WriteBatch done_batch;
+    std::swap(done_batch, batch);
+    auto sends = std::exchange(to_send, {});
+    auto arms = std::exchange(to_arm, {});
+    auto cancels = std::exchange(to_cancel, {});
+    auto fin = std::exchange(finished, {});
+    auto callbacks = std::exchange(after_commit, {});
+
+    for (const auto& id : cancels) {
       if (auto it = armed.find(id); it != armed.end()) {
         impl.clock.cancel(it->second);
         armed.erase(it);
       }
     }
-    for (const auto& t : done.arms) arm(t);
-    for (auto& c : done.sends) send(to_message(c));
-    for (const auto& id : done.finished) finish(id);
-    for (auto& cb : done.callbacks) cb();
+    for (const auto& t : arms) arm(t);
+    for (auto& c : sends) send(to_message(c));
+    for (const auto& id : fin) finish(id);
+    for (auto& cb : callbacks) cb();
   }
 
   void finish(const std::string& saga_id) {
@@ -494,7 +389,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       send(std::move(m));
     } else {
       if (it != sagas.end()) it->second.inflight.erase(m.command_id);
-      open.batch.sent.push_back(m.command_id);
+      batch.sent.push_back(m.command_id);
       schedule_flush();
     }
   }
@@ -530,7 +425,6 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
   if (impl_->subscribed) impl_->transport.unsubscribe(impl_->opts.reply_channel);
   for (auto& p : impl_->parts) p->stop_thread();
-  impl_->committer.reset();  // a commit under way finishes; queued batches are dropped
   for (auto& p : impl_->parts)
     for (auto& [id, timer] : p->armed) impl_->clock.cancel(timer);
 }
@@ -613,9 +507,6 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
   im.subscribed = true;
 
   if (!im.opts.manual) {
-    im.committer = std::make_unique<Committer>(
-        store, im.opts.resend_delay, [raw](const std::string& line) { raw->log(line); },
-        im.counters);
     for (auto& p : im.parts) {
       p->work.emplace(asio::make_work_guard(p->io));
       p->thread = std::thread([p = p.get()] { p->io.run(); });
@@ -741,18 +632,13 @@ void Engine::close() {
     return;
   }
   for (auto& p : im.parts) {
-    auto done = std::make_shared<std::promise<void>>();
-    auto fut = done->get_future();
-    p->post([p = p.get(), done] {
+    std::promise<void> done;
+    auto fut = done.get_future();
+    p->post([p = p.get(), &done] {
       p->flush();
-      if (!p->committing && p->open.batch.empty()) {
-        done->set_value();
-      } else {
-        p->drain_waiters.push_back([done] { done->set_value(); });
-      }
+      done.set_value();
     });
-    if (fut.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
-      im.log("close: pending commits did not finish within 30s; stopping anyway");
+    fut.wait();
     p->stop_thread();
   }
 }

@@ -158,7 +158,9 @@ saga B { step b { command b.B } })",
          b.step("first", "a.A", "a.U");
          b.parallel({b.make_step("x", "x.X", "x.U"), b.make_step("y", "y.Y", "y.U"),
                      b.make_step("z", "z.Z", "z.U")});
-         b.step("pivot", "p.P").step("after", "q.Q").retry({0, ms(100), 2.0, ms(5000), 0.2});
+         b.step("pivot", "p.P")
+             .step("after", "q.Q")
+             .retry({RetryPolicy::kForever, ms(100), 2.0, ms(5000), 0.2});
          return std::vector{*b.build()};
        }},
 

@@ -40,7 +40,8 @@ TEST(DslPrinter, PrintsParallelBlocksAndOnlyWhatDiffersFromTheDefaults) {
   flight.timeout = Duration(90'000);
   flight.compensation_retry.max_attempts = RetryPolicy::kForever;
   b.parallel({flight, b.make_step("hotel", "hotel.Book", "hotel.Cancel")});
-  b.step("capture", "pay.Capture").retry({0, Duration(500), 1.5, Duration(3'600'000), 0.25});
+  b.step("capture", "pay.Capture")
+      .retry({RetryPolicy::kForever, Duration(500), 1.5, Duration(3'600'000), 0.25});
   const Definition def = *b.build();
   EXPECT_EQ(print(def), R"(saga Trip version 4 {
   step hold {

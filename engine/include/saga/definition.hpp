@@ -18,8 +18,8 @@ using Duration = std::chrono::milliseconds;
 // Delay before attempt n+1 = min(initial_backoff * multiplier^(n-1), max_backoff), then reduced
 // by up to `jitter` (a fraction in [0,1]) using the saga's recorded seed.
 struct RetryPolicy {
-  static constexpr int kForever = 0;
-  int max_attempts = 3;  // kForever: retried until it succeeds (a "retriable" step)
+  static constexpr int kForever = -1;
+  int max_attempts = 3;  // all attempts, the first included; kForever: until it succeeds
   Duration initial_backoff{100};
   double multiplier = 2.0;
   Duration max_backoff{5000};
