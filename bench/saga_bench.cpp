@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
       {"sagas", sagas},
       {"inflight", inflight},
       {"partitions", partitions},
+      {"max_batch", max_batch},
       {"sync", sync},
       {"sagas_per_s", std::round(sagas / secs)},
       {"events_per_s", std::round(m.events_written / secs)},
