@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -13,29 +14,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Outcome {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using Outcome = saga::testutil::CommandOutcome;
 
 Outcome sagactl(const std::string& args) {
-  const std::string out = saga::testutil::temp_path("stdout");
-  const std::string err = saga::testutil::temp_path("stderr");
-  const std::string cmd =
-      std::string("'") + SAGACTL + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  Outcome r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
+  return saga::testutil::run_command(std::string("'") + SAGACTL + "' " + args);
 }
 
 std::string sample(const char* name) {
@@ -95,7 +77,7 @@ TEST(SagactlGraph, WritesDotThatGraphvizRenders) {
   const Outcome d =
       sagactl("graph " + sample("place_order.saga") + " | dot -Tpng -o '" + png + "'");
   EXPECT_EQ(d.exit_code, 0) << d.err;
-  EXPECT_GT(slurp(png).size(), 1000u);
+  EXPECT_GT(std::filesystem::file_size(png), 1000u);
 }
 
 TEST(SagactlGraph, WritesMermaid) {
