@@ -10,3 +10,7 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/sagaConfigVersion.c
   COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/sagaConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/sagaConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/saga)
+# Installed targets carry the same names as the in-tree aliases: saga::engine, saga::sqlite...
+foreach(t engine memory sqlite dsl)
+  set_target_properties(saga_${t} PROPERTIES EXPORT_NAME ${t})
+endforeach()
