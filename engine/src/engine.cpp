@@ -61,7 +61,7 @@ struct Engine::Impl {
   std::mutex seed_mu;
   std::mt19937_64 seed_rng{std::random_device{}()};
   bool subscribed = false;
-  bool closed = false;
+  std::atomic<bool> closed{false};
 
   Impl(EngineOptions o, EventStore& s, Transport& t, Clock& c)
       : opts(std::move(o)), store(s), transport(t), clock(c) {}
@@ -95,6 +95,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
     SagaState state;
     const Definition* def = nullptr;
     std::vector<Engine::Callback> waiters;
+    // The finished status last committed and reported (and counted): a finished saga with
+    // another status is not committed yet.
+    std::optional<SagaStatus> reported;
     std::unordered_set<std::string> timers;    // durable timers still pending
     std::unordered_set<std::string> inflight;  // commands awaiting their reply (outbox rows)
   };
@@ -103,6 +106,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
   asio::io_context io{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
+  std::thread::id thread_id;  // the thread running `io` (threaded mode)
+  // Recovered sagas whose definition version is not registered: left untouched.
+  std::unordered_set<std::string> unloaded;
   asio::steady_timer delay_timer{io};
 
   std::unordered_map<std::string, Live> sagas;
@@ -131,11 +137,17 @@ struct Partition : std::enable_shared_from_this<Partition> {
       const SagaState& s = it->second.state;
       if (s.definition != req.definition || s.input != req.input) {
         done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
-      } else if (is_finished(s.status)) {
+      } else if (is_finished(s.status) && it->second.reported == s.status) {
         done(SagaOutcome{s.id, s.status, s.reason, s.context});
-      } else {
+      } else {  // running, or finished but not committed yet: answered by finish()
         it->second.waiters.push_back(std::move(done));
       }
+      return;
+    }
+    if (unloaded.count(req.saga_id)) {
+      done(Status::FailedPrecondition("saga '" + req.saga_id +
+                                      "' was recovered but its definition version is not "
+                                      "registered; it is left as it is"));
       return;
     }
     auto found = impl.store.find(req.saga_id);
@@ -147,9 +159,15 @@ struct Partition : std::enable_shared_from_this<Partition> {
       const SagaSummary& sum = **found;
       if (sum.definition != req.definition || sum.input != req.input) {
         done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
-      } else {
-        done(SagaOutcome{sum.id, sum.status, sum.reason, ""});
+        return;
       }
+      auto events = impl.store.events(req.saga_id);
+      if (!events.ok()) {
+        done(events.status());
+        return;
+      }
+      const SagaState s = replay(req.saga_id, *events);
+      done(SagaOutcome{s.id, s.status, s.reason, s.context});
       return;
     }
     Decision d = saga::start(*def, req.saga_id, req.input, req.traceparent, impl.next_seed(),
@@ -198,7 +216,6 @@ struct Partition : std::enable_shared_from_this<Partition> {
       done.set_value(Status::FailedPrecondition("saga '" + saga_id + "': " + d.ignored));
       return;
     }
-    if (it->second.state.status == SagaStatus::kStuck) impl.counters.stuck--;
     auto shared = std::make_shared<std::promise<Status>>(std::move(done));
     after_commit.push_back([shared] { shared->set_value(Status::Ok()); });
     record(saga_id, it->second, std::move(d));
@@ -207,6 +224,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
   void record(const std::string& saga_id, Live& live, Decision d) {
     const SagaStatus before = live.state.status;
     live.state = std::move(d.state);
+    if (live.reported && !is_finished(live.state.status)) {  // an operator retried it
+      if (live.reported == SagaStatus::kStuck) impl.counters.stuck--;
+      live.reported.reset();
+    }
     for (const auto& t : d.cancel_timers) live.timers.erase(t);
     for (const auto& t : d.timers) live.timers.insert(t.id);
     // An outbox row lives until its command is settled (answered, timed out, superseded), so
@@ -243,9 +264,11 @@ struct Partition : std::enable_shared_from_this<Partition> {
     flush_scheduled = true;
     if (impl.opts.commit_delay.count() > 0) {
       delay_timer.expires_after(impl.opts.commit_delay);
-      delay_timer.async_wait([self = shared_from_this()](std::error_code) { self->flush(); });
+      delay_timer.async_wait([this](std::error_code ec) {
+        if (!ec) flush();
+      });
     } else {
-      post([self = shared_from_this()] { self->flush(); });
+      post([this] { flush(); });
     }
   }
 
@@ -262,10 +285,33 @@ struct Partition : std::enable_shared_from_this<Partition> {
       flush_scheduled = true;
       std::weak_ptr<Partition> weak = weak_from_this();
       impl.clock.schedule(impl.clock.now() + impl.opts.resend_delay, [weak] {
-        if (auto p = weak.lock()) p->post([p] { p->flush(); });
+        if (auto p = weak.lock()) p->post([raw = p.get()] { raw->flush(); });
       });
       return;
     }
+    committed();
+  }
+
+  // close(): commit what is pending now, retrying a failed commit a few times.
+  Status flush_now() {
+    Status st;
+    for (int attempt = 0; attempt < 10 && !batch.empty(); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(impl.opts.resend_delay);
+      st = impl.store.commit(batch);
+      if (st.ok()) {
+        committed();
+        return st;
+      }
+      impl.counters.commit_failures++;
+    }
+    if (!st.ok())
+      impl.log("close: " + std::to_string(batch.sagas.size()) +
+               " decisions not committed: " + st.to_string());
+    return st;
+  }
+
+  // After a successful commit of `batch`: timers, sends, callbacks.
+  void committed() {
     impl.counters.commits++;
     impl.counters.decisions += batch.sagas.size();
     for (const auto& w : batch.sagas) impl.counters.events_written += w.events.size();
@@ -294,8 +340,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (it == sagas.end()) return;
     Live& live = it->second;
     const SagaState& s = live.state;
-    if (!is_finished(s.status)) return;  // retried by an operator since
+    if (!is_finished(s.status) || live.reported == s.status) return;  // retried, or reported
     auto& c = impl.counters;
+    if (live.reported == SagaStatus::kStuck) c.stuck--;  // stuck, then aborted
+    live.reported = s.status;
     switch (s.status) {
       case SagaStatus::kCompleted:
         c.completed++;
@@ -342,7 +390,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     impl.counters.commands_sent++;
     std::weak_ptr<Partition> weak = weak_from_this();
     impl.transport.send(std::move(m), [weak, id](Status st) {
-      if (auto p = weak.lock()) p->post([p, id, st] { p->on_sent(id, st); });
+      if (auto p = weak.lock()) p->post([raw = p.get(), id, st] { raw->on_sent(id, st); });
     });
   }
 
@@ -359,7 +407,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     std::weak_ptr<Partition> weak = weak_from_this();
     impl.clock.schedule(impl.clock.now() + impl.opts.resend_delay, [weak, id] {
       if (auto p = weak.lock())
-        p->post([p, id] {
+        p->post([p = p.get(), id] {
           auto it = p->unacked.find(id);
           if (it == p->unacked.end()) return;
           Message m = it->second;
@@ -399,7 +447,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     std::weak_ptr<Partition> weak = weak_from_this();
     armed[t.id] = impl.clock.schedule(t.due, [weak, t] {
       if (auto p = weak.lock())
-        p->post([p, t] {
+        p->post([p = p.get(), t] {
           p->armed.erase(t.id);
           Input in;
           in.kind = Input::Kind::kTimer;
@@ -457,6 +505,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     if (def == nullptr) {
       im.log("saga '" + s.id + "' needs definition " + s.definition + " v" +
              std::to_string(s.version) + ", which is not registered; left as it is");
+      im.partition_of(s.id).unloaded.insert(s.id);
       continue;
     }
     Partition& p = im.partition_of(s.id);
@@ -464,7 +513,10 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     live.def = def;
     live.state = std::move(s);
     im.counters.active++;
-    if (live.state.status == SagaStatus::kStuck) im.counters.stuck++;
+    if (live.state.status == SagaStatus::kStuck) {
+      live.reported = SagaStatus::kStuck;
+      im.counters.stuck++;
+    }
   }
   for (const Timer& t : rec->timers) {
     Partition& p = im.partition_of(t.saga_id);
@@ -475,6 +527,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
   }
   for (const Command& c : rec->outbox) {
     Partition& p = im.partition_of(c.saga_id);
+    if (p.unloaded.count(c.saga_id)) continue;  // its row stays for a later redeploy
     if (auto it = p.sagas.find(c.saga_id); it != p.sagas.end()) it->second.inflight.insert(c.id);
     p.post([&p, m = p.to_message(c)]() mutable { p.resend(std::move(m)); });
   }
@@ -501,7 +554,8 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     Input in;
     in.kind = Input::Kind::kReply;
     in.reply = Reply{std::move(m.command_id), m.outcome, std::move(m.payload), std::move(m.error)};
-    p->post([p, id = std::move(m.saga_id), in = std::move(in)] { p->handle_input(id, in); });
+    p->post(
+        [p = p.get(), id = std::move(m.saga_id), in = std::move(in)] { p->handle_input(id, in); });
   });
   if (!sub.ok()) return sub;
   im.subscribed = true;
@@ -510,6 +564,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     for (auto& p : im.parts) {
       p->work.emplace(asio::make_work_guard(p->io));
       p->thread = std::thread([p = p.get()] { p->io.run(); });
+      p->thread_id = p->thread.get_id();
     }
   }
   return engine;
@@ -517,6 +572,10 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
 
 void Engine::start(StartRequest req, Callback done) {
   Impl& im = *impl_;
+  if (im.closed) {
+    done(Status::FailedPrecondition("engine is closed"));
+    return;
+  }
   const Definition* def = im.find(req.definition, req.version);
   if (def == nullptr) {
     done(Status::NotFound("unknown saga type '" + req.definition + "'" +
@@ -563,6 +622,10 @@ static std::future<Status> operator_input(Engine::Impl& im, const std::string& s
                                           Input::Kind kind, const std::string& reason) {
   std::promise<Status> promise;
   auto future = promise.get_future();
+  if (im.closed) {
+    promise.set_value(Status::FailedPrecondition("engine is closed"));
+    return future;
+  }
   Partition& p = im.partition_of(saga_id);
   Input in;
   in.kind = kind;
@@ -590,7 +653,9 @@ Result<SagaState> Engine::state(const std::string& saga_id) {
     return it->second.state;
   };
   std::optional<SagaState> live;
-  if (im.opts.manual) {
+  // Directly when no other thread can touch the partition: manual mode, closed engine, or a
+  // call from the partition's own thread (a callback).
+  if (im.opts.manual || im.closed || std::this_thread::get_id() == p.thread_id) {
     live = lookup();
   } else {
     std::promise<std::optional<SagaState>> pr;
@@ -618,29 +683,31 @@ size_t Engine::poll() {
   }
 }
 
-void Engine::close() {
+Status Engine::close() {
   Impl& im = *impl_;
-  if (im.closed) return;
-  im.closed = true;
+  for (auto& p : im.parts)
+    if (std::this_thread::get_id() == p->thread_id)
+      return Status::FailedPrecondition("close() called from an engine callback");
+  if (im.closed.exchange(true)) return Status::Ok();
   if (im.subscribed) {
     im.transport.unsubscribe(im.opts.reply_channel);
     im.subscribed = false;
   }
+  Status result;
   if (im.opts.manual) {
     poll();
-    for (auto& p : im.parts) p->flush();
-    return;
+    for (auto& p : im.parts)
+      if (Status st = p->flush_now(); !st.ok()) result = st;
+    return result;
   }
   for (auto& p : im.parts) {
-    std::promise<void> done;
+    std::promise<Status> done;
     auto fut = done.get_future();
-    p->post([p = p.get(), &done] {
-      p->flush();
-      done.set_value();
-    });
-    fut.wait();
+    p->post([p = p.get(), &done] { done.set_value(p->flush_now()); });
+    if (Status st = fut.get(); !st.ok()) result = st;
     p->stop_thread();
   }
+  return result;
 }
 
 EngineMetrics Engine::metrics() const {

@@ -67,7 +67,11 @@ void Participant::handle(Message m) {
     StepRecord& rec = steps_[m.saga_id + '/' + parts.step];
     auto& handlers = m.compensation ? compensations_ : actions_;
     auto h = handlers.find(m.type);
-    if (!m.compensation) {
+    if (auto seen = rec.replies.find(m.command_id); seen != rec.replies.end()) {
+      // At-least-once delivery: the same command again gets the same answer.
+      stats_.duplicates++;
+      reply = seen->second;
+    } else if (!m.compensation) {
       if (rec.compensated) {
         stats_.refused_actions++;
         reply = ParticipantReply::rejected("action arrived after its compensation");
@@ -101,6 +105,7 @@ void Participant::handle(Message m) {
         if (reply.outcome == ReplyOutcome::kOk) rec.compensated = true;
       }
     }
+    rec.replies.emplace(m.command_id, reply);
   }
   Message r;
   r.kind = Message::Kind::kReply;

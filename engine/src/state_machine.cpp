@@ -357,8 +357,9 @@ void apply(SagaState& s, const Event& e) {
       if (e.type == EventType::kStepTimedOut) p.maybe_applied = true;
       if (e.value == 1) {
         // Final failure: compensation begins; retries still pending elsewhere are abandoned.
+        // The first failure is the saga's reason; a sibling settling later does not replace it.
+        if (s.status != SagaStatus::kCompensating) s.reason = e.data.empty() ? e.detail : e.data;
         s.status = SagaStatus::kCompensating;
-        s.reason = e.data.empty() ? e.detail : e.data;
         for (auto& other : s.steps)
           if (other.phase == StepPhase::kBackoff) other.phase = StepPhase::kFailed;
       }

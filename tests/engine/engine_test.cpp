@@ -258,7 +258,66 @@ TEST_F(EngineTest, StuckSagaCanBeAbortedThroughTheApi) {
   ASSERT_EQ(finished.size(), 2u);  // stuck, then aborted
   EXPECT_EQ(finished[1].status, SagaStatus::kAborted);
   EXPECT_EQ(engine->metrics().aborted, 1u);
+  EXPECT_EQ(engine->metrics().stuck, 0u);
   EXPECT_EQ(engine->metrics().active, 0u);
+}
+
+TEST_F(EngineTest, DuplicateStartIsAnsweredOnlyAfterTheEndIsCommitted) {
+  transport.hold(true);
+  auto first = engine->start({.definition = "PlaceOrder", .saga_id = "dup", .input = order(1)});
+  engine->poll();
+  for (int i = 0; i < 2; ++i) {  // reserve, charge
+    transport.release_one();
+    engine->poll();
+  }
+  store.fail_next(1);  // the commit of SagaCompleted fails once
+  transport.release_one();
+  engine->poll();
+  auto second = engine->start({.definition = "PlaceOrder", .saga_id = "dup", .input = order(1)});
+  engine->poll();
+  EXPECT_NE(second.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+      << "answered 'completed' before it was committed";
+  clock.advance(Duration(200));
+  engine->poll();
+  ASSERT_EQ(second.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(second.get()->status, SagaStatus::kCompleted);
+  EXPECT_EQ(first.get()->status, SagaStatus::kCompleted);
+}
+
+TEST_F(EngineTest, DuplicateStartOfAFinishedSagaReturnsItsContext) {
+  ASSERT_OK(run("ctx", order(1)));
+  auto again = run("ctx", order(1));
+  ASSERT_OK(again);
+  EXPECT_NE(again->context.find("r-ctx"), std::string::npos) << again->context;
+}
+
+TEST(EngineLifecycle, StateCanBeReadFromACallbackAndAfterClose) {
+  MemoryStore store;
+  MemoryTransport bus;
+  SystemClock clock;
+  testutil::OrderParticipants participants(bus);
+  ASSERT_OK(participants.start());
+  Engine* raw = nullptr;
+  std::promise<SagaStatus> seen;
+  EngineOptions opts;
+  opts.definitions = {testutil::place_order_definition()};
+  opts.on_finished = [&](const SagaOutcome& o) {
+    auto s = raw->state(o.saga_id);  // on the partition thread: must not wait on itself
+    seen.set_value(s.ok() ? s->status : SagaStatus::kRunning);
+  };
+  auto engine = Engine::open(opts, store, bus, clock);
+  ASSERT_OK(engine);
+  raw = engine->get();
+  auto r = (*engine)->start({.definition = "PlaceOrder", .saga_id = "cb", .input = order(1)});
+  auto fut = seen.get_future();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(fut.get(), SagaStatus::kCompleted);
+  ASSERT_OK(r.get());
+  ASSERT_OK((*engine)->close());
+  EXPECT_EQ((*engine)->state("cb").value().status, SagaStatus::kCompleted);
+  auto late = (*engine)->start({.definition = "PlaceOrder", .saga_id = "late"}).get();
+  EXPECT_EQ(late.status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ((*engine)->retry("cb").get().code(), Code::kFailedPrecondition);
 }
 
 TEST_F(EngineTest, AbortOfARunningSagaIsRefused) {

@@ -19,6 +19,10 @@ class ParticipantTest : public ::testing::Test {
         fail_next = false;
         return ParticipantReply::failed("busy");
       }
+      if (reject_next) {
+        reject_next = false;
+        return ParticipantReply::rejected("over the limit");
+      }
       return ParticipantReply::ok(R"({"reservation_id":"r1"})");
     });
     p.on_compensate("Release", [this](const CommandContext&) {
@@ -47,7 +51,7 @@ class ParticipantTest : public ::testing::Test {
   Participant p{bus, "inventory"};
   std::vector<Message> replies;
   int actions = 0, compensations = 0;
-  bool fail_next = false;
+  bool fail_next = false, reject_next = false;
 };
 
 TEST_F(ParticipantTest, RepeatedCommandGetsTheRecordedReplyWithoutRunningAgain) {
@@ -58,6 +62,14 @@ TEST_F(ParticipantTest, RepeatedCommandGetsTheRecordedReplyWithoutRunningAgain) 
   send("Reserve", "s/reserve/a2");  // a later attempt of a step that already succeeded
   EXPECT_EQ(actions, 1);
   EXPECT_EQ(p.stats().duplicates, 2u);
+}
+
+TEST_F(ParticipantTest, RepeatedCommandAfterARejectionIsRejectedAgainNotRun) {
+  reject_next = true;
+  EXPECT_EQ(send("Reserve", "s/reserve/a1").outcome, ReplyOutcome::kRejected);
+  // The broker delivers the same command again; the handler would now succeed.
+  EXPECT_EQ(send("Reserve", "s/reserve/a1").outcome, ReplyOutcome::kRejected);
+  EXPECT_EQ(actions, 1);
 }
 
 TEST_F(ParticipantTest, FailedAttemptIsRunAgainOnTheNextAttempt) {

@@ -150,6 +150,39 @@ TEST_F(RecoveryTest, TimersSurviveRestart) {
   EXPECT_EQ(status("o4"), SagaStatus::kCompleted);
 }
 
+TEST_F(RecoveryTest, SagaOfAnUnregisteredVersionIsLeftAloneUntilItIsRegisteredAgain) {
+  open();
+  transport.hold(true);
+  start("old", false);
+  engine->poll();
+  crash();
+  transport.drop_all(true);
+  transport.release_all();  // lost in transit
+  transport.drop_all(false);
+  transport.hold(false);
+  {
+    // A deploy that forgot version 1: the saga must not be touched, its outbox row kept.
+    EngineOptions opts;
+    opts.manual = true;
+    opts.definitions = {testutil::place_order_definition(2)};
+    opts.log = [](const std::string&) {};
+    auto e = Engine::open(opts, *store, transport, clock);
+    ASSERT_OK(e);
+    (*e)->poll();
+    auto again = (*e)->start({.definition = "PlaceOrder", .version = 1, .saga_id = "old"});
+    EXPECT_FALSE(again.get().ok());
+    auto dup = (*e)->start({.definition = "PlaceOrder", .saga_id = "old", .input = "{}"});
+    (*e)->poll();
+    EXPECT_EQ(dup.get().status().code(), Code::kFailedPrecondition);
+    (*e)->close();
+  }
+  EXPECT_EQ(sqlite->recover().value().outbox.size(), 1u);
+  open();  // version 1 is back
+  engine->poll();
+  EXPECT_EQ(status("old"), SagaStatus::kCompleted);
+  expect_only_first_attempts();
+}
+
 // The sweep: crash right after the k-th commit for every k, restart, finish. Every saga must
 // reach the end state it reaches without a crash; no step runs twice; nothing gets a new id.
 TEST_F(RecoveryTest, EverySagaReachesTheSameEndStateWhicheverCommitTheCrashFollows) {

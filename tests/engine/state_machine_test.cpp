@@ -442,6 +442,21 @@ TEST(StateMachine, ParallelFailureWaitsForSiblingsThenCompensatesInReverseOrder)
   EXPECT_EQ(sim.state.status, SagaStatus::kCompensated);
 }
 
+TEST(StateMachine, SiblingSettlingLaterDoesNotReplaceTheFailureReason) {
+  auto b = Definition::Builder("Par");
+  b.default_retry({1, Duration(100), 2.0, Duration(100), 0.0});
+  auto def = b.parallel({b.make_step("x", "x.Do", "x.Undo"), b.make_step("y", "y.Do", "y.Undo")})
+                 .build()
+                 .value();
+  Sim sim(def);
+  sim.start();
+  sim.reply("s1/x/a1", kRejected, "{}", "out of stock");
+  sim.fire("s1/y/a1#t");  // the sibling times out afterwards
+  sim.reply("s1/y/c1");
+  EXPECT_EQ(sim.state.status, SagaStatus::kCompensated);
+  EXPECT_NE(sim.state.reason.find("out of stock"), std::string::npos) << sim.state.reason;
+}
+
 TEST(StateMachine, ReplayOfTheLogGivesTheDecidedState) {
   testutil::SeededRandom rnd;
   for (int run = 0; run < 200; ++run) {

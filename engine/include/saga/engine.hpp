@@ -10,7 +10,8 @@
 // are committed in one store transaction (group commit) and their commands leave only after
 // that commit.
 //
-// Thread-safety: every public method may be called from any thread.
+// Thread-safety: every public method may be called from any thread, including from the
+// engine's own callbacks (except close()). Callbacks run on partition threads: keep them short.
 #pragma once
 
 #include <cstdint>
@@ -102,8 +103,10 @@ class Engine {
 
   // Manual mode: runs ready work until none is left; returns the handlers run.
   size_t poll();
-  // Commits pending work, waits for it, and stops the partitions.
-  void close();
+  // Commits pending work (retrying a failed commit a few times), stops the partitions, and
+  // says whether everything decided was committed. Afterwards start/retry/abort fail with
+  // kFailedPrecondition and state() reads the store. REQUIRES: not called from a callback.
+  Status close();
 
   EngineMetrics metrics() const;
   const Definition* definition(const std::string& name, int version) const;

@@ -1,7 +1,9 @@
 // The participant SDK: the receiving half of the protocol, for services that take part in
 // sagas. It enforces the rules the orchestrator relies on:
-//  - an action is run at most once per saga step: a repeated command (same step, any attempt
-//    after a success) gets the recorded reply again;
+//  - every command id is answered once: a repeat gets the recorded reply (a rejection stays a
+//    rejection even if the handler would now succeed);
+//  - an action is run at most once per saga step once it succeeded: a later attempt gets the
+//    recorded success;
 //  - a compensation for an action never seen is a no-op that succeeds;
 //  - an action arriving after its compensation is refused (rejected), never run;
 //  - a compensation runs at most once.
@@ -70,6 +72,7 @@ class Participant {
     bool action_done = false;  // succeeded (its reply is recorded)
     bool compensated = false;
     ParticipantReply action_reply;
+    std::map<std::string, ParticipantReply> replies;  // every command id answered, by id
   };
 
   Transport& transport_;

@@ -47,13 +47,15 @@ class MemoryTransport : public Transport {
   void unsubscribe(const std::string& channel) override;
 
  private:
+  // `running` is held while the handler runs; unsubscribe() clears `active` under it, so no
+  // call starts after unsubscribe() returns.
   struct Sub {
     Handler handler;
-    std::shared_ptr<std::recursive_mutex>
-        running;  // held while the handler runs (unsubscribe waits)
+    std::recursive_mutex running;
+    bool active = true;
   };
   std::mutex mu_;
-  std::unordered_map<std::string, Sub> subs_;
+  std::unordered_map<std::string, std::shared_ptr<Sub>> subs_;
 };
 
 }  // namespace saga
