@@ -55,6 +55,20 @@ class Sim {
     state = d.state;
     return d;
   }
+  // Any input at all: a random reply to any command sent so far (stale ones included), a
+  // random timer, an operator action when stuck; time moves on a little.
+  void random_input(testutil::SeededRandom& rnd) {
+    if (state.status == SagaStatus::kStuck) {
+      operator_input(rnd.uniform(0, 1) ? Input::Kind::kOperatorRetry : Input::Kind::kOperatorAbort);
+    } else if (rnd.uniform(0, 2) > 0 && !sent.empty()) {
+      const std::string id = sent[rnd.uniform(0, static_cast<int>(sent.size()) - 1)].id;
+      reply(id, static_cast<ReplyOutcome>(rnd.uniform(0, 2)), R"({"k":1})", "e");
+    } else if (!timers.empty()) {
+      const std::string id = timers[rnd.uniform(0, static_cast<int>(timers.size()) - 1)].id;
+      fire(id);
+    }
+    now += Duration(rnd.uniform(0, 50));
+  }
   std::vector<std::string> sent_ids() const {
     std::vector<std::string> ids;
     for (const auto& c : sent) ids.push_back(c.id);
@@ -463,13 +477,7 @@ TEST(StateMachine, ReplayOfTheLogGivesTheDecidedState) {
     Sim sim(three_compensatable());
     sim.start();
     for (int i = 0; i < 30 && !is_terminal(sim.state.status); ++i) {
-      // Answer a random outstanding command or fire a random timer.
-      if (rnd.uniform(0, 2) > 0 && !sim.sent.empty()) {
-        const auto& c = sim.sent[rnd.uniform(0, static_cast<int>(sim.sent.size()) - 1)];
-        sim.reply(c.id, static_cast<ReplyOutcome>(rnd.uniform(0, 2)), R"({"k":1})", "e");
-      } else if (!sim.timers.empty()) {
-        sim.fire(sim.timers[rnd.uniform(0, static_cast<int>(sim.timers.size()) - 1)].id);
-      }
+      sim.random_input(rnd);
       ASSERT_EQ(replay("s1", sim.log), sim.state) << "after input " << i;
     }
     for (size_t i = 0; i < sim.log.size(); ++i) ASSERT_EQ(sim.log[i].seq, i + 1);
@@ -482,16 +490,7 @@ TEST(Replay, DeterminismCheckAcceptsEveryRecordedLog) {
     Sim sim(three_compensatable());
     sim.start();
     for (int i = 0; i < 30 && !is_terminal(sim.state.status); ++i) {
-      if (sim.state.status == SagaStatus::kStuck) {
-        sim.operator_input(rnd.uniform(0, 1) ? Input::Kind::kOperatorRetry
-                                             : Input::Kind::kOperatorAbort);
-      } else if (rnd.uniform(0, 2) > 0 && !sim.sent.empty()) {
-        const auto& c = sim.sent[rnd.uniform(0, static_cast<int>(sim.sent.size()) - 1)];
-        sim.reply(c.id, static_cast<ReplyOutcome>(rnd.uniform(0, 2)), R"({"k":1})", "e");
-      } else if (!sim.timers.empty()) {
-        sim.fire(sim.timers[rnd.uniform(0, static_cast<int>(sim.timers.size()) - 1)].id);
-      }
-      sim.now += Duration(rnd.uniform(0, 50));
+      sim.random_input(rnd);
     }
     auto report = check_determinism(sim.def, "s1", sim.log);
     ASSERT_OK(report);
