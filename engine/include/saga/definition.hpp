@@ -117,7 +117,7 @@ class Definition::Builder {
   Duration timeout_{30000};
   RetryPolicy retry_;
   RetryPolicy compensation_retry_{10, Duration{200}, 2.0, Duration{30000}, 0.2};
-  mutable std::vector<std::string> parse_errors_;
+  std::vector<std::string> parse_errors_;
 };
 
 }  // namespace saga
