@@ -547,7 +547,8 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     if (m.payload.size() > max_payload)
       return reject("payload of " + std::to_string(m.payload.size()) + " bytes exceeds " +
                     std::to_string(max_payload));
-    if (!m.payload.empty() && !is_json_object(m.payload))
+    // Most replies carry no data: only parse payloads that do.
+    if (!m.payload.empty() && m.payload != "{}" && !is_json_object(m.payload))
       return reject("payload is not a JSON object");
     auto p = weak_parts[std::hash<std::string>{}(m.saga_id) % weak_parts.size()].lock();
     if (!p) return;

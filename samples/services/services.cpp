@@ -28,10 +28,12 @@ void Db::exec(const std::string& sql) {
   }
 }
 
-long long Db::scalar(const std::string& sql) {
+long long Db::scalar(const std::string& sql, std::initializer_list<std::string> args) {
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
     throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  int i = 1;
+  for (const auto& a : args) sqlite3_bind_text(st, i++, a.c_str(), -1, SQLITE_TRANSIENT);
   long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_finalize(st);
   return v;
@@ -93,11 +95,11 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
 }
 
 long long InventoryService::stock(const std::string& sku) {
-  return db_.scalar("SELECT qty FROM stock WHERE sku='" + sku + "'");
+  return db_.scalar("SELECT qty FROM stock WHERE sku = ?1", {sku});
 }
 
 long long InventoryService::reservations(const std::string& status) {
-  return db_.scalar("SELECT count(*) FROM reservations WHERE status='" + status + "'");
+  return db_.scalar("SELECT count(*) FROM reservations WHERE status = ?1", {status});
 }
 
 PaymentService::PaymentService(Transport& t, const std::string& path, long long card_limit,

@@ -2,6 +2,7 @@
 // and takes part through the participant SDK.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -19,8 +20,8 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   void exec(const std::string& sql);
-  // First column of the first row as an integer (0 when no row).
-  long long scalar(const std::string& sql);
+  // First column of the first row as an integer (0 when no row); `args` bind ?1, ?2...
+  long long scalar(const std::string& sql, std::initializer_list<std::string> args = {});
   sqlite3* handle() { return db_; }
 
  private:

@@ -37,6 +37,24 @@ class EngineTest : public ::testing::Test {
     ASSERT_OK(r);
     engine = std::move(r.value());
   }
+  // Starts sagas prefix0..prefix{n-1} without waiting for them.
+  void start_many(const std::string& prefix, int n) {
+    for (int i = 0; i < n; ++i)
+      engine->start(
+          {.definition = "PlaceOrder", .saga_id = prefix + std::to_string(i), .input = order(i)},
+          [](auto) {});
+  }
+  // A reply as a participant would send it.
+  void send_reply(const std::string& saga_id, const std::string& command_id,
+                  const std::string& payload) {
+    Message m;
+    m.kind = Message::Kind::kReply;
+    m.channel = "orchestrator.replies";
+    m.saga_id = saga_id;
+    m.command_id = command_id;
+    m.payload = payload;
+    bus.send(m, [](Status) {});
+  }
   Result<SagaOutcome> run(const std::string& id, const std::string& input) {
     auto f = engine->start({.definition = "PlaceOrder", .saga_id = id, .input = input});
     engine->poll();
@@ -126,15 +144,8 @@ TEST_F(EngineTest, BadStartRequestsGetClearErrors) {
 }
 
 TEST_F(EngineTest, UndecodableOrOversizedReplyIsRejectedAndCounted) {
-  Message m;
-  m.kind = Message::Kind::kReply;
-  m.channel = "orchestrator.replies";
-  m.saga_id = "nobody";
-  m.command_id = "nobody/step/a1";
-  m.payload = "{not json";
-  bus.send(m, [](Status) {});
-  m.payload = "{\"x\":\"" + std::string(2 << 20, 'x') + "\"}";
-  bus.send(m, [](Status) {});
+  send_reply("nobody", "nobody/step/a1", "{not json");
+  send_reply("nobody", "nobody/step/a1", "{\"x\":\"" + std::string(2 << 20, 'x') + "\"}");
   engine->poll();
   EXPECT_EQ(engine->metrics().inputs_rejected, 2u);
   ASSERT_OK(run("after", order(1)));
@@ -355,13 +366,7 @@ TEST_F(EngineTest, LiveStateEqualsReplayOfStoredEvents) {
 
 TEST_F(EngineTest, ReplyForAnotherAttemptIsDroppedAndCounted) {
   ASSERT_OK(run("d", order(1)));
-  Message m;
-  m.kind = Message::Kind::kReply;
-  m.channel = "orchestrator.replies";
-  m.saga_id = "d";
-  m.command_id = "d/reserve_inventory/a1";
-  m.payload = "{}";
-  bus.send(m, [](Status) {});
+  send_reply("d", "d/reserve_inventory/a1", "{}");
   engine->poll();
   EXPECT_EQ(engine->metrics().replies_dropped, 1u);
 }
@@ -408,10 +413,7 @@ TEST_F(EngineTest, RunningSagaFinishesOnTheVersionItStartedWith) {
 
 TEST_F(EngineTest, DecisionsOfManySagasShareOneCommit) {
   transport.hold(true);
-  for (int i = 0; i < 10; ++i)
-    engine->start(
-        {.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
-        [](auto) {});
+  start_many("b", 10);
   engine->poll();
   EXPECT_EQ(store.commits(), 1);
   EXPECT_EQ(engine->metrics().decisions_committed, 10u);
@@ -422,10 +424,7 @@ TEST_F(EngineTest, GroupCommitIsBoundedByMaxBatch) {
   opts.max_batch = 4;
   open(opts);
   transport.hold(true);
-  for (int i = 0; i < 10; ++i)
-    engine->start(
-        {.definition = "PlaceOrder", .saga_id = "b" + std::to_string(i), .input = order(i)},
-        [](auto) {});
+  start_many("b", 10);
   engine->poll();
   EXPECT_EQ(store.commits(), 3);  // 4 + 4 + 2
   EXPECT_EQ(engine->metrics().decisions_committed, 10u);
