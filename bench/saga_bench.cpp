@@ -42,10 +42,14 @@ struct World {
   std::mutex mu;
   std::map<std::string, int> reserved, released;
   std::set<std::string> charged, confirmed;
+  // The workload's participants do in-memory work, so their record is the in-memory double.
+  testing::VolatileParticipantStore inventory_record, payment_record, orders_record;
   Participant inventory, payment, orders;
 
   explicit World(Transport& t)
-      : inventory(t, "inventory"), payment(t, "payment"), orders(t, "orders") {
+      : inventory(t, "inventory", inventory_record),
+        payment(t, "payment", payment_record),
+        orders(t, "orders", orders_record) {
     inventory.on("ReserveItems", [this](const CommandContext& c) {
       std::lock_guard l(mu);
       reserved[c.saga_id]++;

@@ -1,32 +1,20 @@
-// The order saga's participant services for the samples. Each owns its own SQLite database
-// and takes part through the participant SDK.
+// The order saga's participant services for the samples. Each owns its own SQLite database;
+// its business rows, the participant SDK's record of every command and the reply commit in
+// one local transaction (SqliteParticipantStore), so a re-delivered command is answered from
+// the record and never applied twice. The tables below carry no duplicate handling of their own.
 #pragma once
 
-#include <initializer_list>
 #include <memory>
 #include <string>
 
 #include "saga/participant.hpp"
-
-struct sqlite3;
+#include "saga/sqlite_participant_store.hpp"
 
 namespace saga::samples {
 
-// A small owner of one SQLite file.
-class Db {
- public:
-  explicit Db(const std::string& path);
-  ~Db();
-  Db(const Db&) = delete;
-  Db& operator=(const Db&) = delete;
-  void exec(const std::string& sql);
-  // First column of the first row as an integer (0 when no row); `args` bind ?1, ?2...
-  long long scalar(const std::string& sql, std::initializer_list<std::string> args = {});
-  sqlite3* handle() { return db_; }
-
- private:
-  sqlite3* db_ = nullptr;
-};
+// Opens a service's database with the participant record in it; throws std::runtime_error
+// when it cannot.
+std::unique_ptr<SqliteParticipantStore> open_service_db(const std::string& path);
 
 // inventory: ReserveItems (rejects when stock is short) / ReleaseReservation.
 class InventoryService {
@@ -38,7 +26,7 @@ class InventoryService {
   Participant& participant() { return participant_; }
 
  private:
-  Db db_;
+  std::unique_ptr<SqliteParticipantStore> db_;
   Participant participant_;
 };
 
@@ -53,10 +41,10 @@ class PaymentService {
   Participant& participant() { return participant_; }
 
  private:
-  Db db_;
+  std::unique_ptr<SqliteParticipantStore> db_;
   long long limit_;
   int flaky_every_;
-  int calls_ = 0;
+  int calls_ = 0;  // outside the transaction: only decides when to simulate a failure
   Participant participant_;
 };
 
@@ -66,9 +54,10 @@ class OrdersService {
   OrdersService(Transport& t, const std::string& db_path);
   Status start() { return participant_.start(); }
   long long confirmed();
+  Participant& participant() { return participant_; }
 
  private:
-  Db db_;
+  std::unique_ptr<SqliteParticipantStore> db_;
   Participant participant_;
 };
 

@@ -48,7 +48,8 @@ class ParticipantTest : public ::testing::Test {
   }
 
   MemoryTransport bus;
-  Participant p{bus, "inventory"};
+  testing::VolatileParticipantStore record;
+  Participant p{bus, "inventory", record};
   std::vector<Message> replies;
   int actions = 0, compensations = 0;
   bool fail_next = false, reject_next = false;

@@ -18,7 +18,9 @@ Definition place_order_definition(int version) {
 }
 
 OrderParticipants::OrderParticipants(Transport& t)
-    : inventory(t, "inventory"), payment(t, "payment"), orders(t, "orders") {
+    : inventory(t, "inventory", inventory_record),
+      payment(t, "payment", payment_record),
+      orders(t, "orders", orders_record) {
   inventory.on("ReserveItems", [this](const CommandContext& c) {
     std::lock_guard l(ledger.mu);
     ledger.reserved[c.saga_id]++;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "saga/definition.hpp"
+#include "saga/memory.hpp"
 #include "saga/participant.hpp"
 #include "saga/transport.hpp"
 
@@ -41,6 +42,8 @@ class OrderParticipants {
   Ledger ledger;
   bool payment_down = false;
   bool release_down = false;  // ReleaseReservation fails technically while set
+  // Test doubles of the participants' records (their effects are the in-memory ledger).
+  testing::VolatileParticipantStore inventory_record, payment_record, orders_record;
   Participant inventory, payment, orders;
 };
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "saga/event_store.hpp"
+#include "saga/participant_store.hpp"
 #include "saga/transport.hpp"
 
 namespace saga {
@@ -58,4 +59,29 @@ class MemoryTransport : public Transport {
   std::unordered_map<std::string, std::shared_ptr<Sub>> subs_;
 };
 
+namespace testing {
+
+// A ParticipantStore in memory: a test double. It forgets its record when the process ends, so
+// a participant on it applies re-sent commands again after a restart. Not for production: use
+// SqliteParticipantStore, in the participant's own database.
+class VolatileParticipantStore : public ParticipantStore {
+ public:
+  Result<std::unique_ptr<Transaction>> begin() override;
+  Result<std::vector<Message>> unsent() override;
+
+ private:
+  class Tx;
+  struct Row {
+    uint64_t seq = 0;
+    Message reply;
+    bool sent = false;
+  };
+  std::mutex tx_mu_;  // held by the open transaction
+  std::mutex mu_;     // guards the maps
+  std::map<std::string, StepRecord> steps_;
+  std::map<std::string, Row> replies_;
+  uint64_t seq_ = 0;
+};
+
+}  // namespace testing
 }  // namespace saga
