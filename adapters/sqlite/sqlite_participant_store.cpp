@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS saga_participant_steps(
   error TEXT NOT NULL, PRIMARY KEY(saga_id, step)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS saga_participant_replies(
   id INTEGER PRIMARY KEY, command_id TEXT NOT NULL UNIQUE, saga_id TEXT NOT NULL,
-  reply TEXT NOT NULL, sent INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+  channel TEXT NOT NULL, reply TEXT NOT NULL, sent INTEGER NOT NULL, at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS saga_participant_unsent ON saga_participant_replies(id)
   WHERE sent = 0;
 )sql";
@@ -72,6 +72,13 @@ void bind_all(sqlite3* db, sqlite3_stmt* s, std::initializer_list<SqlArg> args,
     }
     if (rc != SQLITE_OK) throw_error(db, rc, sql);
   }
+}
+
+// A reply row: the channel it goes to, and its envelope.
+Result<Message> decode_row(sqlite3_stmt* q) {
+  auto m = decode_json(column_text(q, 1));
+  if (m.ok()) m->channel = column_text(q, 0);
+  return m;
 }
 
 }  // namespace
@@ -185,17 +192,22 @@ class SqliteTransaction : public ParticipantStore::Transaction {
   }
 
   Result<std::optional<Message>> reply(const std::string& command_id) override {
-    std::optional<std::string> text;
+    std::optional<Message> found;
     Status st = s_.guard([&] {
-      text = s_.tx.query_text("SELECT reply FROM saga_participant_replies WHERE command_id = ?1",
-                              {command_id});
+      sqlite3_stmt* q = prepared(
+          s_.h(), s_.cache,
+          "SELECT channel, reply FROM saga_participant_replies WHERE command_id = ?1");
+      Use use(q);
+      bind_all(s_.h(), q, {command_id}, "replies");
+      int rc = sqlite3_step(q);
+      if (rc == SQLITE_DONE) return;
+      if (rc != SQLITE_ROW) throw_error(s_.h(), rc, "select reply");
+      auto m = decode_row(q);
+      if (!m.ok()) throw SqliteError(m.status().message());
+      found = std::move(*m);
     });
-    if (!st.ok()) return st;
-    if (!text) return std::optional<Message>();
-    auto m = decode_json(*text);
-    if (!m.ok()) return Status::Corruption("recorded reply of " + command_id + ": " +
-                                           m.status().message());
-    return std::optional<Message>(std::move(*m));
+    if (!st.ok()) return Status::Corruption("recorded reply of " + command_id + ": " + st.message());
+    return found;
   }
 
   Status savepoint() override { return s_.exec("SAVEPOINT saga_handler"); }
@@ -227,9 +239,9 @@ class SqliteTransaction : public ParticipantStore::Transaction {
            static_cast<int>(rec.action_reply.outcome), rec.action_reply.data,
            rec.action_reply.error});
       s_.tx.exec(
-          "INSERT INTO saga_participant_replies(command_id, saga_id, reply, sent, at_ms) "
-          "VALUES(?1, ?2, ?3, 0, ?4)",
-          {reply.command_id, saga_id, encoded, static_cast<long long>(now)});
+          "INSERT INTO saga_participant_replies(command_id, saga_id, channel, reply, sent, at_ms) "
+          "VALUES(?1, ?2, ?3, ?4, 0, ?5)",
+          {reply.command_id, saga_id, reply.channel, encoded, static_cast<long long>(now)});
     });
   }
 
@@ -336,12 +348,12 @@ Result<std::vector<Message>> SqliteParticipantStore::unsent() {
   std::vector<Message> out;
   Status st = run([&](SqliteTx& tx) {
     sqlite3_stmt* q = prepared(tx.db(), impl_->cache,
-                               "SELECT command_id, reply FROM saga_participant_replies "
+                               "SELECT channel, reply FROM saga_participant_replies "
                                "WHERE sent = 0 ORDER BY id");
     Use use(q);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-      auto m = decode_json(column_text(q, 1));
+      auto m = decode_row(q);
       if (m.ok()) out.push_back(std::move(*m));  // an undecodable row cannot be sent anyway
     }
     if (rc != SQLITE_DONE) throw_error(tx.db(), rc, "select unsent");

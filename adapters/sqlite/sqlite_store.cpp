@@ -27,7 +27,8 @@ using namespace sqlite_detail;
 
 namespace {
 
-constexpr uint8_t kSnapshotFormat = 1;
+// 2 added StepProgress::undelivered; format 1 is still read.
+constexpr uint8_t kSnapshotFormat = 2;
 
 using OutArchive = cereal::PortableBinaryOutputArchive;
 using InArchive = cereal::PortableBinaryInputArchive;
@@ -51,6 +52,7 @@ class ViewBuf : public std::streambuf {
 struct Decoder {
   ViewBuf& buf;
   InArchive& ar;
+  uint8_t format;
   std::string error;
 
   template <typename T>
@@ -100,7 +102,8 @@ bool decode_fields(Decoder& d, SagaState* s) {
     return false;
   }
   uint64_t n = d.num<uint64_t>();
-  if (n > d.buf.remaining() / kMinStepBytes) return d.fail("steps: count exceeds input");
+  const size_t min_step = kMinStepBytes + (d.format >= 2 ? 8 : 0);
+  if (n > d.buf.remaining() / min_step) return d.fail("steps: count exceeds input");
   s->steps.resize(n);
   for (StepProgress& p : s->steps) {
     if (!d.enumeration(&p.phase, StepPhase::kCompensated, "step phase")) return false;
@@ -109,6 +112,7 @@ bool decode_fields(Decoder& d, SagaState* s) {
     if (!d.flag(&p.maybe_applied, "maybe_applied") || !d.str(&p.error, "step error")) {
       return false;
     }
+    if (d.format >= 2 && !d.str(&p.undelivered, "step undelivered")) return false;
   }
   s->seq = d.num<uint32_t>();
   s->started_at = from_ms(d.num<int64_t>());
@@ -137,6 +141,7 @@ std::string encode_snapshot(const SagaState& s) {
       ar(static_cast<uint8_t>(p.phase), static_cast<int32_t>(p.attempt),
          static_cast<int32_t>(p.comp_attempt), static_cast<uint8_t>(p.maybe_applied));
       put_string(ar, p.error);
+      put_string(ar, p.undelivered);
     }
     ar(static_cast<uint32_t>(s.seq), static_cast<int64_t>(to_ms(s.started_at)),
        static_cast<int64_t>(to_ms(s.updated_at)));
@@ -148,14 +153,14 @@ std::string encode_snapshot(const SagaState& s) {
 Result<SagaState> decode_snapshot(const std::string& bytes) {
   if (bytes.empty()) return Status::Corruption("snapshot: empty");
   const auto format = static_cast<uint8_t>(bytes[0]);
-  if (format != kSnapshotFormat) {
+  if (format != 1 && format != kSnapshotFormat) {
     return Status::Corruption("snapshot: unknown format version " + std::to_string(format));
   }
   try {
     ViewBuf buf(std::string_view(bytes).substr(1));
     std::istream is(&buf);
     InArchive ar(is);
-    Decoder d{buf, ar, {}};
+    Decoder d{buf, ar, format, {}};
     SagaState state;
     if (!decode_fields(d, &state)) return Status::Corruption("snapshot: " + d.error);
     return state;

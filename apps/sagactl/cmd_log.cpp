@@ -119,7 +119,8 @@ void add_log_commands(CLI::App& app) {
                 << ": " << saga::phase_name(p.phase) << ", attempt " << p.attempt
                 << ", compensation attempt " << p.comp_attempt
                 << (p.maybe_applied ? ", may have been applied" : "")
-                << (p.error.empty() ? "" : ", last error: " + p.error) << "\n";
+                << (p.error.empty() ? "" : ", last error: " + p.error)
+                << (p.undelivered.empty() ? "" : ", could not be sent: " + p.undelivered) << "\n";
     }
   });
 

@@ -113,7 +113,11 @@ struct Partition : std::enable_shared_from_this<Partition> {
 
   std::unordered_map<std::string, Live> sagas;
   std::unordered_map<std::string, Clock::TimerId> armed;  // durable timer id -> clock timer
-  std::unordered_map<std::string, Message> unacked;       // command id -> message in flight
+  struct Unacked {
+    Message message;
+    int failures = 0;  // sends of it that failed so far
+  };
+  std::unordered_map<std::string, Unacked> unacked;  // command id -> message in flight
 
   // The batch being gathered and what to do once it is committed.
   WriteBatch batch;
@@ -386,7 +390,11 @@ struct Partition : std::enable_shared_from_this<Partition> {
 
   void send(Message m) {
     const std::string id = m.command_id;
-    if (unacked.emplace(id, m).second) impl.counters.backlog++;
+    if (auto [it, fresh] = unacked.try_emplace(id, Unacked{m, 0}); fresh) {
+      impl.counters.backlog++;
+    } else {
+      it->second.message = m;
+    }
     impl.counters.commands_sent++;
     std::weak_ptr<Partition> weak = weak_from_this();
     impl.transport.send(std::move(m), [weak, id](Status st) {
@@ -403,17 +411,24 @@ struct Partition : std::enable_shared_from_this<Partition> {
       return;
     }
     impl.counters.send_failures++;
-    impl.log("send of " + id + " failed, will retry: " + st.to_string());
+    // Recorded in the saga's log once per attempt (decide drops repeats), logged once here.
+    if (it->second.failures++ == 0) {
+      impl.log("send of " + id + " failed, will retry every " +
+               std::to_string(impl.opts.resend_delay.count()) + "ms: " + st.to_string());
+    }
+    Input in;
+    in.kind = Input::Kind::kSendFailed;
+    in.reply.command_id = id;
+    in.reply.error = st.message();
+    const std::string saga_id = it->second.message.saga_id;
+    handle_input(saga_id, in);
     std::weak_ptr<Partition> weak = weak_from_this();
     impl.clock.schedule(impl.clock.now() + impl.opts.resend_delay, [weak, id] {
       if (auto p = weak.lock())
         p->post([p = p.get(), id] {
           auto it = p->unacked.find(id);
           if (it == p->unacked.end()) return;
-          Message m = it->second;
-          p->unacked.erase(it);
-          p->impl.counters.backlog--;
-          p->resend(std::move(m));
+          p->resend(it->second.message);
         });
     });
   }
@@ -437,6 +452,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       send(std::move(m));
     } else {
       if (it != sagas.end()) it->second.inflight.erase(m.command_id);
+      if (unacked.erase(m.command_id) > 0) impl.counters.backlog--;
       batch.sent.push_back(m.command_id);
       schedule_flush();
     }

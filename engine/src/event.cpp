@@ -25,6 +25,7 @@ constexpr EventName kEventNames[] = {
     {EventType::kSagaCompensated, "SagaCompensated"},
     {EventType::kSagaStuck, "SagaStuck"},
     {EventType::kOperatorIntervened, "OperatorIntervened"},
+    {EventType::kCommandNotSent, "CommandNotSent"},
 };
 }  // namespace
 

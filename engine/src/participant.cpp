@@ -183,6 +183,7 @@ void Participant::handle(Message m) {
         // At-least-once delivery: the same command again gets the same answer.
         stats_.duplicates++;
         reply = std::move(**seen);
+        reply.channel = m.reply_to;
         (void)t.commit();  // only carries the acknowledgements
       } else {
         auto rec = seen.ok() ? t.step(m.saga_id, parts.step) : Result<StepRecord>(seen.status());

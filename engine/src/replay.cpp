@@ -71,6 +71,14 @@ std::vector<Input> candidates(const Definition& def, const std::string& id, cons
       reply(true, ReplyOutcome::kFailed);
       reply(true, ReplyOutcome::kRejected);
       break;
+    case EventType::kCommandNotSent: {
+      Input in;
+      in.kind = Input::Kind::kSendFailed;
+      in.reply.command_id = command_id(id, step, e.compensation, e.attempt);
+      in.reply.error = e.detail;
+      out.push_back(in);
+      break;
+    }
     case EventType::kOperatorIntervened: {
       Input in;
       in.kind = e.detail == "abort" ? Input::Kind::kOperatorAbort : Input::Kind::kOperatorRetry;

@@ -262,13 +262,16 @@ class Decider {
     const StepProgress& p = progress(t.step);
     const int i = t.step;
     if (t.kind == TimerKind::kTimeout) {
+      const std::string why = "timed out after " + std::to_string(def_.steps[i].timeout.count()) +
+                              "ms" +
+                              (p.undelivered.empty()
+                                   ? std::string()
+                                   : "; the command could not be sent: " + p.undelivered);
       if (!t.compensation && p.phase == StepPhase::kRunning && p.attempt == t.attempt) {
-        action_failed(i, "timed out after " + std::to_string(def_.steps[i].timeout.count()) + "ms",
-                      false, true);
+        action_failed(i, why, false, true);
       } else if (t.compensation && p.phase == StepPhase::kCompensating &&
                  p.comp_attempt == t.attempt) {
-        compensation_failed(
-            i, "timed out after " + std::to_string(def_.steps[i].timeout.count()) + "ms");
+        compensation_failed(i, why);
       } else {
         d_.ignored = "obsolete timer " + t.id;
       }
@@ -283,6 +286,30 @@ class Decider {
     } else {
       d_.ignored = "obsolete timer " + t.id;
     }
+  }
+
+  // Recorded once per attempt, so an operator sees why no reply comes.
+  void on_send_failed(const Reply& r) {
+    CommandIdParts parts;
+    const int i = parse_command_id(r.command_id, &parts) && parts.saga_id == d_.state.id
+                      ? def_.find_step(parts.step)
+                      : -1;
+    if (i < 0 || d_.state.status == SagaStatus::kStuck || is_terminal(d_.state.status)) {
+      d_.ignored = "send failure of " + r.command_id + " for no awaited command";
+      return;
+    }
+    const StepProgress& p = progress(i);
+    const StepPhase awaited = parts.compensation ? StepPhase::kCompensating : StepPhase::kRunning;
+    const int attempt = parts.compensation ? p.comp_attempt : p.attempt;
+    if (p.phase != awaited || parts.attempt != attempt || !p.undelivered.empty()) {
+      d_.ignored = "send failure of " + r.command_id + " already recorded or not awaited";
+      return;
+    }
+    emit({.type = EventType::kCommandNotSent,
+          .step = i,
+          .attempt = parts.attempt,
+          .compensation = parts.compensation,
+          .detail = r.error.empty() ? "unknown transport error" : r.error});
   }
 
   void on_operator(const Input& in) {
@@ -343,6 +370,7 @@ void apply(SagaState& s, const Event& e) {
       StepProgress& p = step_of(s, e.step);
       p.phase = StepPhase::kRunning;
       p.attempt = e.attempt;
+      p.undelivered.clear();
       break;
     }
     case EventType::kStepSucceeded:
@@ -372,6 +400,7 @@ void apply(SagaState& s, const Event& e) {
       StepProgress& p = step_of(s, e.step);
       p.phase = StepPhase::kCompensating;
       p.comp_attempt = e.attempt;
+      p.undelivered.clear();
       s.status = SagaStatus::kCompensating;
       break;
     }
@@ -394,6 +423,9 @@ void apply(SagaState& s, const Event& e) {
       s.status = SagaStatus::kStuck;
       s.stuck_compensating = e.value == 1;
       s.reason = e.detail;
+      break;
+    case EventType::kCommandNotSent:
+      step_of(s, e.step).undelivered = e.detail;
       break;
     case EventType::kOperatorIntervened:
       if (e.detail == "abort") {
@@ -456,6 +488,9 @@ Decision decide(const Definition& def, const SagaState& state, const Input& inpu
     case Input::Kind::kOperatorRetry:
     case Input::Kind::kOperatorAbort:
       decider.on_operator(input);
+      break;
+    case Input::Kind::kSendFailed:
+      decider.on_send_failed(input.reply);
       break;
   }
   return d;

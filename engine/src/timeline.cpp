@@ -58,7 +58,8 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
         what = std::string("<- failed: ") + e.detail + (e.value ? "  (final)" : "");
         break;
       case EventType::kStepTimedOut:
-        what = std::string("!! timed out") + (e.value ? "  (final)" : "");
+        what = "!! " + (e.detail.empty() ? std::string("timed out") : e.detail) +
+               (e.value ? "  (final)" : "");
         break;
       case EventType::kRetryScheduled:
         what = std::string(e.compensation ? "   compensation" : "   retry") + " attempt " +
@@ -82,6 +83,9 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
         break;
       case EventType::kSagaStuck:
         what = "== STUCK: " + e.detail;
+        break;
+      case EventType::kCommandNotSent:
+        what = "!! could not be sent: " + e.detail;
         break;
       case EventType::kOperatorIntervened:
         what = "   operator " + e.detail + (e.data.empty() ? "" : ": " + e.data);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "saga/memory.hpp"
+#include "saga/timeline.hpp"
 #include "testutil/order_world.hpp"
 #include "testutil/testutil.hpp"
 
@@ -428,6 +429,38 @@ TEST_F(EngineTest, GroupCommitIsBoundedByMaxBatch) {
   engine->poll();
   EXPECT_EQ(store.commits(), 3);  // 4 + 4 + 2
   EXPECT_EQ(engine->metrics().decisions_committed, 10u);
+}
+
+TEST_F(EngineTest, CommandThatCannotBeSentIsRecordedInTheTimelineAndTheStuckReason) {
+  participants.inventory.stop();  // nobody takes inventory's commands
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "lonely", .input = order(1)});
+  for (int i = 0; i < 400 && f.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+       ++i) {
+    engine->poll();
+    clock.advance(Duration(100));
+  }
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kStuck);
+  EXPECT_NE(r->reason.find("no subscriber for channel 'inventory'"), std::string::npos)
+      << r->reason;
+  const std::vector<Event> events = mem.events("lonely").value();
+  int not_sent = 0;
+  for (const Event& e : events) {
+    if (e.type != EventType::kCommandNotSent) continue;
+    ++not_sent;
+    EXPECT_NE(e.detail.find("no subscriber for channel 'inventory'"), std::string::npos);
+  }
+  EXPECT_EQ(not_sent, 6);  // once per attempt (3 actions, 3 compensations), not once per resend
+  const std::string timeline =
+      format_timeline("lonely", events, engine->definition("PlaceOrder", 0));
+  EXPECT_NE(timeline.find("!! could not be sent: no subscriber for channel 'inventory'"),
+            std::string::npos)
+      << timeline;
+  int logged = 0;
+  for (const auto& line : logs) logged += line.find("lonely/reserve_inventory/a1") != std::string::npos;
+  EXPECT_EQ(logged, 1);  // the resend loop does not flood the log
 }
 
 TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {

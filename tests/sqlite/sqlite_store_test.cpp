@@ -122,7 +122,7 @@ SagaState state_of(const std::string& id, SagaStatus status, uint32_t seq) {
   s.trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   s.status = status;
   s.steps = {{StepPhase::kSucceeded, 1, 0, false, ""},
-             {StepPhase::kRunning, 2, 0, true, "timed out"}};
+             {StepPhase::kRunning, 2, 0, true, "timed out", "no subscriber for channel 'x'"}};
   s.seq = seq;
   s.started_at = from_ms(1'700'000'000'000);
   s.updated_at = from_ms(1'700'000'000'000 + seq);

@@ -34,6 +34,7 @@ enum class EventType : uint8_t {
   kSagaCompensated,
   kSagaStuck,           // value=1: stuck while compensating
   kOperatorIntervened,  // detail: "retry" or "abort"
+  kCommandNotSent,      // the transport refused the current attempt's command; detail: why
 };
 
 const char* event_name(EventType type);
@@ -47,6 +48,7 @@ bool parse_event_name(const std::string& name, EventType* out);
 //   RetryScheduled:   attempt = the attempt it schedules, value = delay in ms,
 //                     compensation = whether it is a compensation retry
 //   SagaStuck:        detail = reason
+//   CommandNotSent:   step, attempt, compensation of the command; detail = the transport's error
 struct Event {
   EventType type = EventType::kSagaStarted;
   uint32_t seq = 0;  // 1-based position in the saga's log
@@ -93,6 +95,7 @@ struct StepProgress {
   int comp_attempt = 0;        // current or last compensation attempt
   bool maybe_applied = false;  // an attempt timed out: it may have happened at the participant
   std::string error;           // last failure reason
+  std::string undelivered;     // why the current attempt's command could not be sent, if so
 
   bool operator==(const StepProgress&) const = default;
 };

@@ -27,9 +27,10 @@ struct Reply {
 };
 
 struct Input {
-  enum class Kind : uint8_t { kReply, kTimer, kOperatorRetry, kOperatorAbort };
+  // kSendFailed: the transport could not send reply.command_id; reply.error says why.
+  enum class Kind : uint8_t { kReply, kTimer, kOperatorRetry, kOperatorAbort, kSendFailed };
   Kind kind = Kind::kReply;
-  Reply reply;         // kReply
+  Reply reply;         // kReply, kSendFailed
   Timer timer;         // kTimer
   std::string reason;  // operator inputs
 };
