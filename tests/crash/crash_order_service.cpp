@@ -1,0 +1,189 @@
+// crash-order-service: the embedded order service the crash test kills with SIGKILL and
+// restarts. The engine (SQLite log, synchronous=FULL) and three in-process participants, each
+// on its own SQLite file with an append-only ledger and nothing idempotent in its own code:
+// the participant SDK's record is all that stands between a re-sent command and a duplicate.
+// The bus loses and duplicates messages at random, so timeouts, retries and compensations of
+// possibly applied steps happen too.
+//
+// Every run starts sagas o0..o{N-1} (idempotent on the id: those already in the log are joined
+// or answered), keeps `--window` in flight, and exits 0 once all have ended.
+// Built only on the public headers and targets (saga::engine, saga::sqlite, saga::memory).
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include "saga/engine.hpp"
+#include "saga/memory.hpp"
+#include "saga/participant.hpp"
+#include "saga/sqlite_participant_store.hpp"
+#include "saga/sqlite_store.hpp"
+
+using namespace saga;
+
+namespace {
+
+// Drops or duplicates a fraction of messages; seeded.
+class LossyBus : public TransportWrapper {
+ public:
+  LossyBus(Transport* target, uint64_t seed, double drop, double dup)
+      : TransportWrapper(target), rng_(seed), drop_(drop), dup_(dup) {}
+  void send(Message m, Completion done) override {
+    double r;
+    {
+      std::lock_guard l(mu_);
+      r = std::uniform_real_distribution<double>(0, 1)(rng_);
+    }
+    if (r < drop_) {  // lost after the broker took it
+      done(Status::Ok());
+      return;
+    }
+    if (r < drop_ + dup_) TransportWrapper::send(m, [](Status) {});
+    TransportWrapper::send(std::move(m), std::move(done));
+  }
+
+ private:
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+  double drop_, dup_;
+};
+
+std::unique_ptr<SqliteParticipantStore> open_ledger(const std::string& path) {
+  auto db = SqliteParticipantStore::open({.path = path});
+  if (!db.ok()) {
+    std::fprintf(stderr, "%s\n", db.status().to_string().c_str());
+    std::exit(3);
+  }
+  Status st = (*db)->run([](SqliteTx& tx) {
+    tx.exec("CREATE TABLE IF NOT EXISTS ledger(saga_id TEXT NOT NULL, kind TEXT NOT NULL)");
+  });
+  if (!st.ok()) std::exit(3);
+  return std::move(*db);
+}
+
+// A handler that appends one ledger row and succeeds.
+Participant::Handler append(const char* kind, std::string data = "{}") {
+  return [kind, data](const CommandContext& c, ParticipantTx& tx) {
+    SqliteTx::of(tx).exec("INSERT INTO ledger VALUES(?1, ?2)", {c.saga_id, kind});
+    return ParticipantReply::ok(data);
+  };
+}
+
+int flag(int argc, char** argv, const std::string& name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: crash-order-service DIR [--sagas N] [--window N] [--seed S]\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  const int sagas = flag(argc, argv, "sagas", 2000);
+  const int window = flag(argc, argv, "window", 1000);
+  const int seed = flag(argc, argv, "seed", 1);
+  const double drop = flag(argc, argv, "drop-permille", 10) / 1000.0;
+  const double dup = flag(argc, argv, "dup-permille", 20) / 1000.0;
+
+  MemoryTransport bus;
+  LossyBus lossy(&bus, static_cast<uint64_t>(seed), drop, dup);
+  auto inventory_db = open_ledger(dir + "/inventory.db");
+  auto payment_db = open_ledger(dir + "/payment.db");
+  auto orders_db = open_ledger(dir + "/orders.db");
+  Participant inventory(lossy, "inventory", *inventory_db);
+  Participant payment(lossy, "payment", *payment_db);
+  Participant orders(lossy, "orders", *orders_db);
+  inventory.on("ReserveItems", append("reserve", R"({"reservation_id":"r"})"));
+  inventory.on_compensate("ReleaseReservation", append("release"));
+  std::atomic<uint64_t> calls{0};
+  payment.on("ChargeCard", [&calls](const CommandContext& c, ParticipantTx& tx) {
+    if (c.payload.find("\"decline\":true") != std::string::npos)
+      return ParticipantReply::rejected("card declined");
+    if (++calls % 17 == 0) return ParticipantReply::failed("gateway busy");  // retried
+    SqliteTx::of(tx).exec("INSERT INTO ledger VALUES(?1, 'charge')", {c.saga_id});
+    return ParticipantReply::ok(R"({"payment_id":"p"})");
+  });
+  payment.on_compensate("RefundPayment", append("refund"));
+  orders.on("ConfirmOrder", append("confirm"));
+  // Participants first: their unsent replies go out before the engine re-sends its commands.
+  for (Participant* p : {&inventory, &payment, &orders}) (void)p->start();
+
+  auto log = SqliteStore::open({.path = dir + "/saga-log.db"});
+  if (!log.ok()) {
+    std::fprintf(stderr, "%s\n", log.status().to_string().c_str());
+    return 3;
+  }
+  const RetryPolicy forever{RetryPolicy::kForever, Duration(20), 2.0, Duration(400), 0.2};
+  auto def = Definition::Builder("PlaceOrder")
+                 .default_timeout(Duration(1000))
+                 .default_retry({4, Duration(20), 2.0, Duration(400), 0.2})
+                 .default_compensation_retry(forever)
+                 .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
+                 .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
+                 .step("confirm_order", "orders.ConfirmOrder")
+                 .retry(forever)
+                 .build();
+  if (!def.ok()) return 3;
+  SystemClock clock;
+  EngineOptions opts;
+  opts.definitions = {*def};
+  opts.partitions = 2;
+  opts.log = [](const std::string&) {};  // lost messages are expected here
+  auto engine = Engine::open(opts, **log, lossy, clock);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "%s\n", engine.status().to_string().c_str());
+    return 3;
+  }
+
+  // Sagas the log already holds as ended are not started again, so a boot costs O(active).
+  std::vector<int> todo;
+  {
+    auto all = (*log)->list({.limit = static_cast<size_t>(sagas) * 2});
+    if (!all.ok()) return 3;
+    std::vector<bool> done(sagas, false);
+    for (const SagaSummary& s : *all) {
+      const int i = std::atoi(s.id.c_str() + 1);
+      if (i >= 0 && i < sagas && is_terminal(s.status)) done[i] = true;
+    }
+    for (int i = 0; i < sagas; ++i)
+      if (!done[i]) todo.push_back(i);
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t next = 0, ended = 0, failed = 0;
+  std::function<void()> start_next = [&] {
+    int i;
+    {
+      std::lock_guard l(mu);
+      if (next >= todo.size()) return;
+      i = todo[next++];
+    }
+    const std::string input = "{\"order\":" + std::to_string(i) +
+                              (i % 10 == 0 ? ",\"decline\":true}" : ",\"decline\":false}");
+    (*engine)->start({.definition = "PlaceOrder", .saga_id = "o" + std::to_string(i), .input = input},
+                     [&](Result<SagaOutcome> r) {
+                       {
+                         std::lock_guard l(mu);
+                         ++ended;
+                         if (!r.ok() || !is_terminal(r->status)) ++failed;
+                       }
+                       cv.notify_all();
+                       start_next();
+                     });
+  };
+  for (int k = 0; k < window; ++k) start_next();
+  std::unique_lock l(mu);
+  cv.wait(l, [&] { return ended == todo.size(); });
+  l.unlock();
+  const Status closed = (*engine)->close();
+  std::printf("done: %zu sagas ended in this run, %zu not terminal; close: %s\n", ended, failed,
+              closed.to_string().c_str());
+  return failed == 0 && closed.ok() ? 0 : 1;
+}
