@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite: the normal build, then ASan+UBSan (skip the latter with
-# SAGA_SKIP_ASAN=1). Extra arguments go to ctest, e.g. `scripts/test.sh -L crash`.
+# Builds and runs the test suite: the normal build, then ASan+UBSan, then ThreadSanitizer for
+# the engine's suites (labels unit, sqlite, crash). SAGA_SKIP_ASAN=1 / SAGA_SKIP_TSAN=1 skip
+# those. Extra arguments go to ctest, e.g. `scripts/test.sh -L crash`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -9,9 +10,13 @@ run() {
   local preset=$1; shift
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
-  ctest --test-dir "$(dir_of "$preset")" --output-on-failure -j "$jobs" --timeout 300 "$@"
+  ctest --test-dir "$(dir_of "$preset")" --output-on-failure -j "$jobs" --timeout 600 "$@"
 }
 run default "$@"
 if [ "${SAGA_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run asan "$@"
+fi
+if [ "${SAGA_SKIP_TSAN:-0}" != 1 ]; then
+  if [ $# -eq 0 ]; then set -- -L 'unit|sqlite|crash'; fi
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run tsan "$@"
 fi

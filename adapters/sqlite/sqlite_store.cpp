@@ -4,8 +4,14 @@
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cereal/archives/portable_binary.hpp>
+#include <cerrno>
+#include <cstring>
 #include <cstdint>
 #include <exception>
 #include <iterator>
@@ -244,6 +250,14 @@ Status read_summary(sqlite3_stmt* s, SagaSummary* r) {
 }  // namespace
 
 struct SqliteStore::Impl {
+  // flock()ed while this store may write: one writer per log. First member, so it is closed
+  // last, after the database: the next writer gets in only then.
+  struct WriterLock {
+    int fd = -1;
+    ~WriterLock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } writer;
   SqliteOptions options;
   std::unique_ptr<sqlite3, DbCloser> db;  // declared before the statements: closed last
   int version = 0;
@@ -252,7 +266,7 @@ struct SqliteStore::Impl {
   StmtPtr begin, commit, rollback;
   StmtPtr insert_event, upsert_state, delete_timer, insert_timer, insert_outbox, delete_outbox;
   StmtPtr select_active, select_timers, select_outbox;
-  StmtPtr select_events, select_summary, select_list;
+  StmtPtr select_events, select_summary, select_list, select_event_at;
 
   sqlite3* h() const { return db.get(); }
   Status error(int rc, std::string_view what) const { return sqlite_error(h(), rc, what); }
@@ -300,6 +314,25 @@ struct SqliteStore::Impl {
     return rc == SQLITE_DONE ? Status::Ok() : error(rc, what);
   }
 
+  Status same_event(const std::string& id, const Event& e) {
+    sqlite3_stmt* s = select_event_at.get();
+    bool same = false;
+    Status st = rows(s, Bind(s).text(id).i64(e.seq), "read event", [&](sqlite3_stmt* r) {
+      same = column_text(r, 0) == event_name(e.type) && sqlite3_column_int(r, 1) == e.step &&
+             sqlite3_column_int(r, 2) == e.attempt &&
+             (sqlite3_column_int(r, 3) != 0) == e.compensation &&
+             sqlite3_column_int64(r, 4) == to_ms(e.at) && sqlite3_column_int64(r, 5) == e.value &&
+             column_text(r, 6) == e.detail && column_text(r, 7) == e.data &&
+             column_text(r, 8) == e.trace;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    if (same) return Status::Ok();
+    return Status::FailedPrecondition("saga '" + id + "': event " + std::to_string(e.seq) +
+                                      " differs from the one already in the log (another "
+                                      "writer?); nothing of this batch is committed");
+  }
+  Status lock_writer();
   Status configure();
   Status migrate();
   Status prepare_all();
@@ -324,6 +357,15 @@ Status SqliteStore::Impl::configure() {
   if (options.read_only) {
     if (version == 0) return Status::FailedPrecondition(options.path + ": not a saga store");
     return Status::Ok();
+  }
+  if (version == 0) {
+    auto objects = query_int("SELECT count(*) FROM sqlite_master");
+    if (!objects.ok()) return objects.status();
+    if (*objects > 0) {
+      return Status::FailedPrecondition(
+          options.path + ": not a saga log (it holds " + std::to_string(*objects) +
+          " tables or indexes of something else); refusing to add the saga tables to it");
+    }
   }
 
   sqlite3_stmt* raw = nullptr;
@@ -396,6 +438,9 @@ Status SqliteStore::Impl::prepare_all() {
       {&select_outbox,
        "SELECT command_id, saga_id, participant, type, compensation, payload, trace FROM outbox "
        "ORDER BY id"},
+      {&select_event_at,
+       "SELECT type, step, attempt, compensation, at_ms, value, detail, data, trace "
+       "FROM events WHERE saga_id = ?1 AND seq = ?2"},
       {&select_events,
        "SELECT seq, type, step, attempt, compensation, at_ms, value, detail, data, trace "
        "FROM events WHERE saga_id = ?1 ORDER BY seq"},
@@ -426,12 +471,41 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
     if ((rc & 0xff) == SQLITE_CANTOPEN) return Status::NotFound(st.message());
     return st;
   }
+  if (!options.read_only) {
+    if (Status st = impl->lock_writer(); !st.ok()) return st;
+  }
   if (Status st = impl->configure(); !st.ok()) return st;
   if (!options.read_only) {
     if (Status st = impl->migrate(); !st.ok()) return st;
   }
   if (Status st = impl->prepare_all(); !st.ok()) return st;
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+}
+
+// One writer per log: an exclusive flock() on "<path>.lock", held while the store is open (the
+// kernel drops it when the process dies). Readers (sagactl) take no lock. A separate file,
+// because closing any descriptor of the database file itself would drop SQLite's own locks.
+Status SqliteStore::Impl::lock_writer() {
+  const std::string& path = options.path;
+  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return Status::Ok();
+  const std::string lock_path = path + ".lock";
+  writer.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (writer.fd < 0)
+    return Status::Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
+  if (::flock(writer.fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    (void)!::pread(writer.fd, pid, sizeof pid - 1, 0);
+    ::close(writer.fd);
+    writer.fd = -1;
+    std::string holder(pid);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return Status::FailedPrecondition(
+        path + " is already open for writing" + (holder.empty() ? "" : " by process " + holder) +
+        "; one engine writes a log at a time (read it with sagactl, which takes no lock)");
+  }
+  const std::string me = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(writer.fd, 0) == 0) (void)!::pwrite(writer.fd, me.data(), me.size(), 0);
+  return Status::Ok();
 }
 
 SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -451,6 +525,11 @@ Status SqliteStore::Impl::write_saga(const SagaWrite& w) {
     b.text(id).i64(e.seq).text(event_name(e.type)).i64(e.step).i64(e.attempt);
     b.i64(e.compensation).i64(to_ms(e.at)).i64(e.value).text(e.detail).text(e.data).text(e.trace);
     if (Status st = run(insert_event.get(), b, "insert event"); !st.ok()) return st;
+    // Already there: a batch committed again after a failure report, which is fine, or a log
+    // that says something else, which must not get this saga's snapshot.
+    if (sqlite3_changes(h()) == 0) {
+      if (Status st = same_event(id, e); !st.ok()) return st;
+    }
   }
 
   const SagaState& s = w.state;

@@ -25,7 +25,10 @@
 
 namespace saga {
 
+struct Partition;
 namespace {
+// The partition whose thread this is, if any: callbacks must not block on another partition.
+thread_local const Partition* tl_partition = nullptr;
 
 bool is_json_object(const std::string& text) {
   if (text.empty() || text.front() != '{') return false;
@@ -47,8 +50,6 @@ struct Counters {
 
 }  // namespace
 
-struct Partition;
-
 struct Engine::Impl {
   EngineOptions opts;
   EventStore& store;
@@ -62,6 +63,20 @@ struct Engine::Impl {
   std::mt19937_64 seed_rng{std::random_device{}()};
   bool subscribed = false;
   std::atomic<bool> closed{false};
+  // Public calls between their check of `closed` and their post to a partition; close() waits
+  // for them, so everything accepted is queued before the final flush.
+  std::atomic<int> calls{0};
+
+  bool enter() {
+    calls.fetch_add(1);
+    if (!closed.load()) return true;
+    calls.fetch_sub(1);
+    return false;
+  }
+  void leave() { calls.fetch_sub(1); }
+  void wait_for_calls() {
+    while (calls.load() > 0) std::this_thread::yield();
+  }
 
   Impl(EngineOptions o, EventStore& s, Transport& t, Clock& c)
       : opts(std::move(o)), store(s), transport(t), clock(c) {}
@@ -106,7 +121,6 @@ struct Partition : std::enable_shared_from_this<Partition> {
   asio::io_context io{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  std::thread::id thread_id;  // the thread running `io` (threaded mode)
   // Recovered sagas whose definition version is not registered: left untouched.
   std::unordered_set<std::string> unloaded;
   asio::steady_timer delay_timer{io};
@@ -125,8 +139,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
   std::vector<Timer> to_arm;
   std::vector<std::string> to_cancel;
   std::vector<std::string> finished;
-  std::vector<std::function<void()>> after_commit;
+  std::vector<std::function<void(Status)>> after_commit;  // Ok once committed, else why not
   bool flush_scheduled = false;
+  // Set once the engine is destroyed without close(): queued handlers answer and do nothing.
+  bool draining = false;
 
   explicit Partition(Engine::Impl& i) : impl(i) {}
 
@@ -137,6 +153,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
 
   // ---- inputs ----
   void handle_start(StartRequest req, const Definition* def, Engine::Callback done) {
+    if (draining) {
+      done(Status::Unavailable("engine destroyed before saga '" + req.saga_id + "' started"));
+      return;
+    }
     if (auto it = sagas.find(req.saga_id); it != sagas.end()) {
       const SagaState& s = it->second.state;
       if (s.definition != req.definition || s.input != req.input) {
@@ -185,6 +205,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   }
 
   void handle_input(const std::string& saga_id, const Input& in) {
+    if (draining) return;
     auto it = sagas.find(saga_id);
     if (it == sagas.end()) {
       if (in.kind == Input::Kind::kReply) {
@@ -204,6 +225,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
   }
 
   void handle_operator(const std::string& saga_id, Input in, std::promise<Status> done) {
+    if (draining) {
+      done.set_value(Status::Unavailable("engine destroyed"));
+      return;
+    }
     auto it = sagas.find(saga_id);
     if (it == sagas.end()) {
       auto found = impl.store.find(saga_id);
@@ -221,7 +246,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       return;
     }
     auto shared = std::make_shared<std::promise<Status>>(std::move(done));
-    after_commit.push_back([shared] { shared->set_value(Status::Ok()); });
+    after_commit.push_back([shared](Status st) { shared->set_value(st); });
     record(saga_id, it->second, std::move(d));
   }
 
@@ -279,7 +304,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   // ---- commit, then act ----
   void flush() {
     flush_scheduled = false;
-    if (batch.empty()) return;
+    if (batch.empty() || draining) return;
     Status st = impl.store.commit(batch);
     if (!st.ok()) {
       impl.counters.commit_failures++;
@@ -336,7 +361,18 @@ struct Partition : std::enable_shared_from_this<Partition> {
     for (const auto& t : arms) arm(t);
     for (auto& c : sends) send(to_message(c));
     for (const auto& id : fin) finish(id);
-    for (auto& cb : callbacks) cb();
+    for (auto& cb : callbacks) cb(Status::Ok());
+  }
+
+  // close() or destruction: every caller still waiting gets an answer.
+  void fail_pending(const std::string& why) {
+    for (auto& cb : std::exchange(after_commit, {})) cb(Status::Unavailable(why));
+    for (auto& [id, live] : sagas) {
+      for (auto& w : std::exchange(live.waiters, {}))
+        w(Status::Unavailable(why + " before saga '" + id + "' ended (" +
+                              status_name(live.state.status) +
+                              "); it continues when an engine opens its log again"));
+    }
   }
 
   void finish(const std::string& saga_id) {
@@ -403,6 +439,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   }
 
   void on_sent(const std::string& id, const Status& st) {
+    if (draining) return;
     auto it = unacked.find(id);
     if (it == unacked.end()) return;
     if (st.ok()) {
@@ -478,6 +515,15 @@ struct Partition : std::enable_shared_from_this<Partition> {
     io.stop();
     if (thread.joinable()) thread.join();
   }
+
+  // After stop_thread() of an engine destroyed without close(): runs what was queued so that
+  // every call gets its answer, committing nothing.
+  void drain(const std::string& why) {
+    draining = true;
+    io.restart();
+    io.poll();
+    fail_pending(why);
+  }
 };
 
 Partition& Engine::Impl::partition_of(const std::string& saga_id) {
@@ -487,10 +533,15 @@ Partition& Engine::Impl::partition_of(const std::string& saga_id) {
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Engine::~Engine() {
-  if (impl_->subscribed) impl_->transport.unsubscribe(impl_->opts.reply_channel);
-  for (auto& p : impl_->parts) p->stop_thread();
-  for (auto& p : impl_->parts)
-    for (auto& [id, timer] : p->armed) impl_->clock.cancel(timer);
+  Impl& im = *impl_;
+  const bool was_closed = im.closed.exchange(true);
+  im.wait_for_calls();
+  if (im.subscribed) im.transport.unsubscribe(im.opts.reply_channel);
+  for (auto& p : im.parts) p->stop_thread();
+  for (auto& p : im.parts)
+    for (auto& [id, timer] : p->armed) im.clock.cancel(timer);
+  if (!was_closed)
+    for (auto& p : im.parts) p->drain("engine destroyed without close()");
 }
 
 Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& store,
@@ -580,8 +631,10 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
   if (!im.opts.manual) {
     for (auto& p : im.parts) {
       p->work.emplace(asio::make_work_guard(p->io));
-      p->thread = std::thread([p = p.get()] { p->io.run(); });
-      p->thread_id = p->thread.get_id();
+      p->thread = std::thread([p = p.get()] {
+        tl_partition = p;
+        p->io.run();
+      });
     }
   }
   return engine;
@@ -589,10 +642,14 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
 
 void Engine::start(StartRequest req, Callback done) {
   Impl& im = *impl_;
-  if (im.closed) {
+  if (!im.enter()) {
     done(Status::FailedPrecondition("engine is closed"));
     return;
   }
+  struct Leave {
+    Impl& im;
+    ~Leave() { im.leave(); }
+  } leave{im};
   const Definition* def = im.find(req.definition, req.version);
   if (def == nullptr) {
     done(Status::NotFound("unknown saga type '" + req.definition + "'" +
@@ -639,7 +696,7 @@ static std::future<Status> operator_input(Engine::Impl& im, const std::string& s
                                           Input::Kind kind, const std::string& reason) {
   std::promise<Status> promise;
   auto future = promise.get_future();
-  if (im.closed) {
+  if (!im.enter()) {
     promise.set_value(Status::FailedPrecondition("engine is closed"));
     return future;
   }
@@ -650,6 +707,7 @@ static std::future<Status> operator_input(Engine::Impl& im, const std::string& s
   p.post([&p, saga_id, in, promise = std::move(promise)]() mutable {
     p.handle_operator(saga_id, in, std::move(promise));
   });
+  im.leave();
   return future;
 }
 
@@ -670,15 +728,18 @@ Result<SagaState> Engine::state(const std::string& saga_id) {
     return it->second.state;
   };
   std::optional<SagaState> live;
-  // Directly when no other thread can touch the partition: manual mode, closed engine, or a
-  // call from the partition's own thread (a callback).
-  if (im.opts.manual || im.closed || std::this_thread::get_id() == p.thread_id) {
+  // Directly when no other thread can touch the partition: manual mode, or a callback on the
+  // partition's own thread. A callback on another partition never waits for this one (two
+  // partitions waiting on each other would deadlock): it reads the committed state, as do
+  // calls during and after close().
+  if (im.opts.manual || tl_partition == &p) {
     live = lookup();
-  } else {
+  } else if (tl_partition == nullptr && im.enter()) {
     std::promise<std::optional<SagaState>> pr;
     auto fut = pr.get_future();
     p.post([&pr, &lookup] { pr.set_value(lookup()); });
-    live = fut.get();
+    live = fut.get();  // close() waits for this call before it stops the partition
+    im.leave();
   }
   if (live) return *live;
   auto events = im.store.events(saga_id);
@@ -702,10 +763,10 @@ size_t Engine::poll() {
 
 Status Engine::close() {
   Impl& im = *impl_;
-  for (auto& p : im.parts)
-    if (std::this_thread::get_id() == p->thread_id)
-      return Status::FailedPrecondition("close() called from an engine callback");
+  if (tl_partition != nullptr)
+    return Status::FailedPrecondition("close() called from an engine callback");
   if (im.closed.exchange(true)) return Status::Ok();
+  im.wait_for_calls();  // what was accepted is queued before the final flush
   if (im.subscribed) {
     im.transport.unsubscribe(im.opts.reply_channel);
     im.subscribed = false;
@@ -713,14 +774,20 @@ Status Engine::close() {
   Status result;
   if (im.opts.manual) {
     poll();
-    for (auto& p : im.parts)
+    for (auto& p : im.parts) {
       if (Status st = p->flush_now(); !st.ok()) result = st;
+      p->fail_pending("engine closed");
+    }
     return result;
   }
   for (auto& p : im.parts) {
     std::promise<Status> done;
     auto fut = done.get_future();
-    p->post([p = p.get(), &done] { done.set_value(p->flush_now()); });
+    p->post([p = p.get(), &done] {
+      Status st = p->flush_now();
+      p->fail_pending("engine closed");
+      done.set_value(st);
+    });
     if (Status st = fut.get(); !st.ok()) result = st;
     p->stop_thread();
   }

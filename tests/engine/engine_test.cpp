@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "saga/memory.hpp"
 #include "saga/timeline.hpp"
@@ -489,6 +491,114 @@ TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {
   EXPECT_EQ(completed, 450);
   EXPECT_EQ(compensated, 50);
   (*engine)->close();
+}
+
+// Real threads: what callers on several threads, callbacks and close() may do to each other.
+class EngineRaces : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_OK(participants.start()); }
+  void open(std::function<void(const SagaOutcome&)> on_finished = nullptr) {
+    EngineOptions opts;
+    opts.partitions = 2;
+    opts.definitions = {testutil::place_order_definition()};
+    opts.on_finished = std::move(on_finished);
+    opts.log = [](const std::string&) {};
+    auto r = Engine::open(opts, store, bus, clock);
+    ASSERT_OK(r);
+    engine = std::move(*r);
+  }
+  StartRequest request(const std::string& id, int n = 1) {
+    return {.definition = "PlaceOrder", .saga_id = id, .input = order(n)};
+  }
+  MemoryStore store;
+  MemoryTransport bus;
+  SystemClock clock;
+  OrderParticipants participants{bus};
+  std::unique_ptr<Engine> engine;
+};
+
+TEST_F(EngineRaces, StateOfASagaInAnotherPartitionFromACallbackDoesNotDeadlock) {
+  std::atomic<int> answered{0};
+  Engine* raw = nullptr;
+  open([&](const SagaOutcome& o) {
+    const int next = (std::stoi(o.saga_id.substr(1)) + 1) % 2000;  // often another partition
+    auto s = raw->state("x" + std::to_string(next));
+    answered += s.ok() || s.status().code() == Code::kNotFound;
+  });
+  raw = engine.get();
+  std::vector<std::future<Result<SagaOutcome>>> futures;
+  for (int i = 0; i < 2000; ++i) futures.push_back(engine->start(request("x" + std::to_string(i))));
+  for (auto& f : futures) ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_OK(engine->close());  // on_finished runs after the futures: count once it is done
+  EXPECT_EQ(answered.load(), 2000);
+}
+
+TEST_F(EngineRaces, StateRacingCloseNeitherHangsNorRaces) {
+  open();
+  for (int i = 0; i < 300; ++i) engine->start(request("r" + std::to_string(i)), [](auto) {});
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    for (int i = 0; !stop; i = (i + 1) % 300) {
+      (void)engine->state("r" + std::to_string(i));
+      ++reads;
+    }
+  });
+  while (reads < 50) std::this_thread::yield();
+  EXPECT_OK(engine->close());
+  stop = true;
+  reader.join();
+  auto after = engine->state("r1");  // the store, once closed
+  ASSERT_OK(after);
+  EXPECT_EQ(after->id, "r1");
+}
+
+TEST_F(EngineRaces, EveryStartRacingCloseIsAnsweredExactlyOnce) {
+  open();
+  std::atomic<int> calls{0}, answers{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 2; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 400; ++i) {
+        engine->start(request("c" + std::to_string(t) + "-" + std::to_string(i)),
+                      [&](Result<SagaOutcome>) { ++answers; });
+        ++calls;
+      }
+    });
+  }
+  while (calls < 100) std::this_thread::yield();
+  EXPECT_OK(engine->close());
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(answers.load(), calls.load());
+}
+
+TEST_F(EngineRaces, FutureOfASagaRunningAtCloseIsAnsweredNotBroken) {
+  participants.inventory.stop();  // the saga cannot move on
+  open();
+  auto f = engine->start(request("waiting"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_OK(engine->close());
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto r = f.get();  // no std::future_error
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_NE(r.status().message().find("continues when an engine opens its log again"),
+            std::string::npos);
+}
+
+TEST_F(EngineRaces, DestroyingWithoutCloseAnswersPendingCallsAndFutures) {
+  participants.inventory.stop();
+  open();
+  auto running = engine->start(request("stays"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<std::future<Result<SagaOutcome>>> queued;
+  for (int i = 0; i < 50; ++i) queued.push_back(engine->start(request("q" + std::to_string(i))));
+  engine.reset();
+  for (auto* f : {&running}) EXPECT_FALSE(f->get().ok());
+  for (auto& f : queued) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    (void)f.get();  // an outcome or an error, never a broken promise
+  }
 }
 
 }  // namespace

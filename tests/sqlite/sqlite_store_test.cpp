@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -205,6 +207,88 @@ TEST(SqliteStore, BatchIsAllThereAfterReopen) {
   auto events = store->events("a");
   ASSERT_OK(events);
   EXPECT_EQ(*events, events_of(batch.sagas[0]));
+}
+
+TEST(SqliteStore, SecondWriterIsRefusedWhileReadersKeepWorking) {
+  const std::string path = temp_path("one-writer.db");
+  auto first = SqliteStore::open({.path = path});
+  ASSERT_OK(first);
+  WriteBatch batch;
+  batch.sagas = {write_of("a", 1, 2)};
+  ASSERT_OK((*first)->commit(batch));
+
+  auto second = SqliteStore::open({.path = path});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("already open for writing by process " +
+                                           std::to_string(getpid())),
+            std::string::npos)
+      << second.status().to_string();
+
+  auto reader = SqliteStore::open({.path = path, .read_only = true});
+  ASSERT_OK(reader);
+  EXPECT_EQ((*reader)->events("a").value().size(), 2u);
+
+  first->reset();  // the writer goes away: the next one may open
+  EXPECT_OK(SqliteStore::open({.path = path}));
+}
+
+TEST(SqliteStore, SecondWriterInAnotherProcessIsRefused) {
+  const std::string path = temp_path("two-processes.db");
+  auto first = SqliteStore::open({.path = path});
+  ASSERT_OK(first);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto other = SqliteStore::open({.path = path});
+    _exit(!other.ok() && other.status().code() == Code::kFailedPrecondition ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST(SqliteStore, ForeignDatabaseIsRefusedNotMigrated) {
+  const std::string path = temp_path("customers.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE customers(id INTEGER)", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = SqliteStore::open({.path = path});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("not a saga log"), std::string::npos)
+      << store.status().to_string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &s, nullptr);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 1);  // only the customers table
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStore, CommitWhoseEventsContradictTheLogIsRefusedWhole) {
+  const std::string path = temp_path("contradiction.db");
+  auto store = SqliteStore::open({.path = path});
+  ASSERT_OK(store);
+  WriteBatch first;
+  first.sagas = {write_of("a", 1, 2)};
+  ASSERT_OK((*store)->commit(first));
+
+  WriteBatch other;  // another writer's idea of the same saga, and an innocent bystander
+  other.sagas = {write_of("a", 1, 3), write_of("b", 1, 1)};
+  other.sagas[0].events[1].detail = "decided elsewhere";
+  Status st = (*store)->commit(other);
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.to_string();
+  EXPECT_NE(st.message().find("differs from the one already in the log"), std::string::npos);
+  EXPECT_EQ((*store)->events("a").value().size(), 2u);
+  EXPECT_EQ((*store)->find("a").value()->events, 2u);
+  EXPECT_FALSE((*store)->find("b").value().has_value());
+  ASSERT_OK((*store)->commit(first));  // the same batch again is still fine
 }
 
 TEST(SqliteStore, FileUsesWalAndTablesAreReadableWithPlainSql) {

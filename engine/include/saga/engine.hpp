@@ -11,7 +11,9 @@
 // that commit.
 //
 // Thread-safety: every public method may be called from any thread, including from the
-// engine's own callbacks (except close()). Callbacks run on partition threads: keep them short.
+// engine's own callbacks (except close()), and every accepted call is answered exactly once.
+// Callbacks run on partition threads: keep them short. From a callback, state() of a saga of
+// another partition returns its last committed state (a partition never waits for another).
 #pragma once
 
 #include <cstdint>
@@ -84,8 +86,9 @@ class Engine {
                                               Transport& transport, Clock& clock);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-  // Stops without committing work that is not committed yet, like a crash would; call close()
-  // first for a clean shutdown.
+  // Stops without committing work that is not committed yet, like a crash would, and answers
+  // every pending callback and future with kUnavailable; call close() first for a clean
+  // shutdown.
   ~Engine();
 
   // Starts a saga; `done` runs when it ends, or at once with an error when it cannot start.
@@ -104,8 +107,10 @@ class Engine {
   // Manual mode: runs ready work until none is left; returns the handlers run.
   size_t poll();
   // Commits pending work (retrying a failed commit a few times), stops the partitions, and
-  // says whether everything decided was committed. Afterwards start/retry/abort fail with
-  // kFailedPrecondition and state() reads the store. REQUIRES: not called from a callback.
+  // says whether everything decided was committed. Callbacks and futures of sagas still running
+  // are answered with kUnavailable (the sagas continue when an engine opens the log again).
+  // Afterwards start/retry/abort fail with kFailedPrecondition and state() reads the store.
+  // REQUIRES: not called from a callback.
   Status close();
 
   EngineMetrics metrics() const;
