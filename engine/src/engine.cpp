@@ -9,6 +9,8 @@
 //   transport thread ──ack────> post ─┘ (acked outbox rows are deleted in the next commit)
 #include "saga/engine.hpp"
 
+#include "saga/limits.hpp"
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -29,12 +31,6 @@ struct Partition;
 namespace {
 // The partition whose thread this is, if any: callbacks must not block on another partition.
 thread_local const Partition* tl_partition = nullptr;
-
-bool is_json_object(const std::string& text) {
-  if (text.empty() || text.front() != '{') return false;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  return !j.is_discarded() && j.is_object();
-}
 
 bool is_finished(SagaStatus s) {
   return is_terminal(s) || s == SagaStatus::kStuck;
@@ -608,15 +604,23 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
                                                            raw](Message m) {
     auto reject = [&](const std::string& why) {
       counters->inputs_rejected++;
-      raw->log("rejected message " + m.command_id + " for saga '" + m.saga_id + "': " + why);
+      raw->log("rejected message " + bounded_text(m.command_id, 300) + " for saga '" +
+               bounded_text(m.saga_id, 300) + "': " + why);
     };
     if (m.kind != Message::Kind::kReply) return reject("not a reply");
+    if (Status st = check_id(m.saga_id, "saga id"); !st.ok()) return reject(st.message());
+    if (m.command_id.size() > 4 * kMaxIdBytes || !is_valid_utf8(m.command_id))
+      return reject("command id is not an id this engine sends");
     if (m.payload.size() > max_payload)
       return reject("payload of " + std::to_string(m.payload.size()) + " bytes exceeds " +
                     std::to_string(max_payload));
     // Most replies carry no data: only parse payloads that do.
-    if (!m.payload.empty() && m.payload != "{}" && !is_json_object(m.payload))
-      return reject("payload is not a JSON object");
+    if (!m.payload.empty() && m.payload != "{}") {
+      if (Status st = check_json_object(m.payload, "payload"); !st.ok())
+        return reject(st.message());
+    }
+    if (m.error.size() > kMaxErrorBytes || !is_valid_utf8(m.error))
+      m.error = bounded_text(m.error);
     auto p = weak_parts[std::hash<std::string>{}(m.saga_id) % weak_parts.size()].lock();
     if (!p) return;
     Input in;
@@ -652,7 +656,7 @@ void Engine::start(StartRequest req, Callback done) {
   } leave{im};
   const Definition* def = im.find(req.definition, req.version);
   if (def == nullptr) {
-    done(Status::NotFound("unknown saga type '" + req.definition + "'" +
+    done(Status::NotFound("unknown saga type '" + bounded_text(req.definition, 128) + "'" +
                           (req.version ? " version " + std::to_string(req.version) : "")));
     return;
   }
@@ -663,8 +667,12 @@ void Engine::start(StartRequest req, Callback done) {
              static_cast<unsigned long long>(b));
     req.saga_id = buf;
   }
-  if (req.saga_id.size() > 256) {
-    done(Status::InvalidArgument("saga id longer than 256 bytes"));
+  if (Status st = check_id(req.saga_id, "saga id"); !st.ok()) {
+    done(st);
+    return;
+  }
+  if (Status st = check_traceparent(req.traceparent); !st.ok()) {
+    done(st);
     return;
   }
   if (req.input.empty()) req.input = "{}";
@@ -674,8 +682,8 @@ void Engine::start(StartRequest req, Callback done) {
         " bytes exceeds max_payload_bytes=" + std::to_string(im.opts.max_payload_bytes)));
     return;
   }
-  if (!is_json_object(req.input)) {
-    done(Status::InvalidArgument("input of saga '" + req.saga_id + "' is not a JSON object"));
+  if (Status st = check_json_object(req.input, "input of saga '" + req.saga_id + "'"); !st.ok()) {
+    done(st);
     return;
   }
   req.definition = def->name;

@@ -1,7 +1,8 @@
 #include "saga/participant.hpp"
 
 #include <exception>
-#include <nlohmann/json.hpp>
+
+#include "saga/limits.hpp"
 
 namespace saga {
 
@@ -79,12 +80,6 @@ void Participant::send_reply(Message reply) {
 
 namespace {
 
-bool is_json_object(const std::string& text) {
-  if (text.empty() || text == "{}") return true;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  return !j.is_discarded() && j.is_object();
-}
-
 // Runs a handler between a savepoint and, unless it succeeded, a rollback to it. A handler that
 // throws answers `failed` (retriable). An error of the store itself abandons the transaction.
 Result<ParticipantReply> run_handler(ParticipantStore::Transaction& tx,
@@ -93,14 +88,17 @@ Result<ParticipantReply> run_handler(ParticipantStore::Transaction& tx,
   ParticipantReply r;
   try {
     r = h(ctx, tx.business());
-    if (r.outcome == ReplyOutcome::kOk && !is_json_object(r.data))
-      r = ParticipantReply::failed("handler returned data that is not a JSON object");
+    if (r.outcome == ReplyOutcome::kOk && !r.data.empty() && r.data != "{}") {
+      if (Status st = check_json_object(r.data, "handler's reply data"); !st.ok())
+        r = ParticipantReply::failed(st.message());
+    }
   } catch (const std::exception& e) {
     r = ParticipantReply::failed(std::string("handler threw: ") + e.what());
   } catch (...) {
     r = ParticipantReply::failed("handler threw");
   }
   if (r.data.empty()) r.data = "{}";
+  if (r.error.size() > kMaxErrorBytes || !is_valid_utf8(r.error)) r.error = bounded_text(r.error);
   if (r.outcome != ReplyOutcome::kOk) {
     if (Status st = tx.rollback_to_savepoint(); !st.ok()) return st;
   }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "saga/limits.hpp"
+
 namespace saga {
 
 namespace {
@@ -22,8 +24,11 @@ StepProgress& step_of(SagaState& s, int i) {
   return s.steps[i];
 }
 
+// Data nested too deep is not merged (the edges refuse it; an older log may still hold it):
+// merge_patch and dump() recurse.
 std::string merge_context(const std::string& context, const std::string& data) {
   if (data.empty() || data == "{}") return context;
+  if (json_depth(data) > kMaxJsonDepth || json_depth(context) > kMaxJsonDepth) return context;
   auto ctx = nlohmann::json::parse(context.empty() ? "{}" : context, nullptr, false);
   auto patch = nlohmann::json::parse(data, nullptr, false);
   if (ctx.is_discarded() || patch.is_discarded() || !ctx.is_object() || !patch.is_object())

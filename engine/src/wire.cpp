@@ -1,6 +1,8 @@
 // The JSON envelope of docs/wire-format.md.
 #include <nlohmann/json.hpp>
+#include <tuple>
 
+#include "saga/limits.hpp"
 #include "saga/transport.hpp"
 
 namespace saga {
@@ -21,12 +23,19 @@ std::string encode_json(const Message& m) {
     if (!m.error.empty()) j["error"] = m.error;
   }
   if (!m.traceparent.empty()) j["traceparent"] = m.traceparent;
-  json payload = json::parse(m.payload.empty() ? "{}" : m.payload, nullptr, false);
-  j["payload"] = payload.is_discarded() ? json(m.payload) : payload;
-  return j.dump();
+  // A payload nested too deep (only an older log can hold one) travels as a string: dump()
+  // recurses. Bytes that are not UTF-8 are replaced, never thrown about.
+  json payload = json_depth(m.payload) > kMaxJsonDepth
+                     ? json()
+                     : json::parse(m.payload.empty() ? "{}" : m.payload, nullptr, false);
+  j["payload"] = payload.is_discarded() || payload.is_null() ? json(m.payload) : payload;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<Message> decode_json(const std::string& text) {
+  if (json_depth(text) > kMaxJsonDepth)
+    return Status::InvalidArgument("message is nested deeper than " +
+                                   std::to_string(kMaxJsonDepth) + " levels");
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) return Status::InvalidArgument("message is not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument("message must be a JSON object");
@@ -49,6 +58,15 @@ Result<Message> decode_json(const std::string& text) {
                    str("traceparent", false, &m.traceparent), str("outcome", false, &outcome)}) {
     if (!s.ok()) return s;
   }
+  for (auto [field, value, max] :
+       {std::tuple{"type", &m.type, kMaxIdBytes}, {"saga_id", &m.saga_id, kMaxIdBytes},
+        {"reply_to", &m.reply_to, kMaxIdBytes}, {"traceparent", &m.traceparent, kMaxIdBytes},
+        {"command_id", &m.command_id, 4 * kMaxIdBytes}}) {
+    if (value->size() > max)
+      return Status::InvalidArgument(std::string("field '") + field + "' is longer than " +
+                                     std::to_string(max) + " bytes");
+  }
+  if (m.error.size() > kMaxErrorBytes) m.error = bounded_text(m.error);
   if (kind == "command") {
     m.kind = Message::Kind::kCommand;
   } else if (kind == "reply") {

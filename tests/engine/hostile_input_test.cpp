@@ -1,0 +1,214 @@
+// Hostile input at every edge: deep JSON, bytes that are not UTF-8, oversized fields, bad
+// traceparents. Each is refused (or cut) with a clear error; nothing crashes or throws.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "saga/engine.hpp"
+#include "saga/limits.hpp"
+#include "saga/memory.hpp"
+#include "saga/participant.hpp"
+#include "testutil/order_world.hpp"
+#include "testutil/testutil.hpp"
+
+namespace saga {
+namespace {
+
+std::string nested(size_t depth) {  // {"a":{"a":...1...}}
+  std::string s;
+  s.reserve(depth * 6 + 1);
+  for (size_t i = 0; i < depth; ++i) s += "{\"a\":";
+  s += "1";
+  s.append(depth, '}');
+  return s;
+}
+
+constexpr const char* kTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+TEST(Limits, JsonDepthCountsOnlyOutsideStringsAndStopsEarly) {
+  EXPECT_EQ(json_depth("{}"), 1u);
+  EXPECT_EQ(json_depth(R"({"a":[{"b":"[[[{{{"}]})"), 3u);
+  EXPECT_EQ(json_depth(R"({"a":"\"[[["})"), 1u);
+  EXPECT_EQ(json_depth(nested(100000)), kMaxJsonDepth + 1);
+}
+
+TEST(Limits, Utf8AndBoundedText) {
+  EXPECT_TRUE(is_valid_utf8("caf\xC3\xA9"));
+  EXPECT_FALSE(is_valid_utf8("caf\xC3"));
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_EQ(bounded_text("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  const std::string cut = bounded_text(std::string(20 << 20, 'x'));
+  EXPECT_LE(cut.size(), kMaxErrorBytes);
+  EXPECT_NE(cut.find("cut from 20971520 bytes"), std::string::npos);
+  EXPECT_TRUE(is_valid_utf8(bounded_text(std::string(2000, '\xE9'))));
+}
+
+TEST(Limits, TraceparentFollowsW3cTraceContext) {
+  EXPECT_OK(check_traceparent(""));
+  EXPECT_OK(check_traceparent(kTrace));
+  for (const char* bad : {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+                          "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736x00f067aa0ba902b7-01", "hello"})
+    EXPECT_EQ(check_traceparent(bad).code(), Code::kInvalidArgument) << bad;
+  const Status huge = check_traceparent(std::string(8 << 20, 'a'));
+  EXPECT_EQ(huge.code(), Code::kInvalidArgument);
+  EXPECT_LT(huge.message().size(), 200u);  // the error does not carry the input back
+}
+
+TEST(Wire, DeeplyNestedOrOversizedMessageIsRefusedNotACrash) {
+  const std::string deep = R"({"kind":"reply","type":"T","saga_id":"s","command_id":"s/x/a1",)"
+                           R"("payload":)" + nested(100000) + "}";
+  auto r = decode_json(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nested deeper"), std::string::npos);
+  auto long_id = decode_json(R"({"kind":"reply","type":"T","saga_id":")" + std::string(300, 's') +
+                             R"(","command_id":"c"})");
+  EXPECT_FALSE(long_id.ok());
+  Message m;
+  m.kind = Message::Kind::kReply;
+  m.saga_id = "s\xFF";
+  m.error = "bad \xC3 bytes";
+  m.payload = nested(100000);  // only an older log could hold this
+  std::string text;
+  EXPECT_NO_THROW(text = encode_json(m));
+  EXPECT_TRUE(is_valid_utf8(text));
+}
+
+TEST(Replay, LogHoldingDeepDataFoldsWithoutACrash) {
+  std::vector<Event> log;
+  log.push_back({.type = EventType::kSagaStarted, .seq = 1, .step = 3, .attempt = 1,
+                 .detail = "PlaceOrder", .data = nested(100000)});
+  log.push_back({.type = EventType::kStepDispatched, .seq = 2, .step = 0, .attempt = 1});
+  log.push_back({.type = EventType::kStepSucceeded, .seq = 3, .step = 0, .attempt = 1,
+                 .data = nested(100000)});
+  const SagaState s = replay("deep", log);
+  EXPECT_EQ(s.seq, 3u);
+  Decision d = decide(testutil::place_order_definition(), s,
+                      {.kind = Input::Kind::kReply,
+                       .reply = {"deep/charge_payment/a1", ReplyOutcome::kOk, R"({"p":1})", ""}},
+                      from_ms(0));
+  EXPECT_FALSE(d.ignored.empty());  // not awaited; what matters is that nothing blew up
+}
+
+class HostileEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK(participants.start());
+    participants.inventory.stop();  // replies for inventory come from the test
+    EngineOptions opts;
+    opts.manual = true;
+    opts.definitions = {testutil::place_order_definition()};
+    opts.log = [this](const std::string& line) { logs.push_back(line); };
+    auto r = Engine::open(opts, store, bus, clock);
+    ASSERT_OK(r);
+    engine = std::move(*r);
+  }
+  std::future<Result<SagaOutcome>> start(const std::string& id, std::string input = "{}",
+                                         std::string trace = "") {
+    auto f = engine->start(
+        {.definition = "PlaceOrder", .saga_id = id, .input = input, .traceparent = trace});
+    engine->poll();
+    return f;
+  }
+  void reply(const std::string& saga, std::string payload, ReplyOutcome outcome = ReplyOutcome::kOk,
+             std::string error = "") {
+    Message m;
+    m.kind = Message::Kind::kReply;
+    m.channel = "orchestrator.replies";
+    m.saga_id = saga;
+    m.command_id = saga + "/reserve_inventory/a1";
+    m.outcome = outcome;
+    m.payload = std::move(payload);
+    m.error = std::move(error);
+    bus.send(m, [](Status) {});
+    engine->poll();
+  }
+  std::vector<Event> events(const std::string& id) { return store.events(id).value(); }
+
+  MemoryStore store;
+  MemoryTransport bus;
+  FakeClock clock;
+  testutil::OrderParticipants participants{bus};
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> logs;
+};
+
+TEST_F(HostileEngineTest, DeeplyNestedReplyDataIsRejectedCountedAndTheSagaGoesOn) {
+  auto f = start("deep-reply");
+  reply("deep-reply", nested(100000));
+  EXPECT_EQ(engine->metrics().inputs_rejected, 1u);
+  EXPECT_NE(logs.back().find("nested deeper than 64 levels"), std::string::npos) << logs.back();
+  EXPECT_EQ(engine->state("deep-reply")->status, SagaStatus::kRunning);
+  reply("deep-reply", R"({"reservation_id":"r"})");  // the real answer still counts
+  EXPECT_EQ(engine->state("deep-reply")->steps[0].phase, StepPhase::kSucceeded);
+}
+
+TEST_F(HostileEngineTest, DeeplyNestedStartInputIsRefusedAndNothingIsLogged) {
+  auto f = start("deep-input", nested(100000));
+  auto r = f.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("nested deeper"), std::string::npos);
+  EXPECT_TRUE(events("deep-input").empty());
+}
+
+TEST_F(HostileEngineTest, SagaIdThatIsNotUtf8OrTooLongIsRefused) {
+  for (const std::string& id : {std::string("order-\xFF"), std::string(300, 'x'),
+                                std::string("line\nbreak")}) {
+    auto r = start(id).get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().to_string();
+  }
+}
+
+TEST_F(HostileEngineTest, HugeOrInvalidErrorTextIsCutAndMadeUtf8) {
+  auto f = start("loud");
+  reply("loud", "{}", ReplyOutcome::kRejected, std::string(20 << 20, 'e') + "\xFF");
+  const auto log = events("loud");
+  auto it = std::find_if(log.begin(), log.end(),
+                         [](const Event& e) { return e.type == EventType::kStepFailed; });
+  ASSERT_NE(it, log.end());
+  const Event& failed = *it;
+  EXPECT_LE(failed.detail.size(), kMaxErrorBytes);
+  EXPECT_TRUE(is_valid_utf8(failed.detail));
+  EXPECT_NE(failed.detail.find("cut from"), std::string::npos);
+}
+
+TEST_F(HostileEngineTest, TraceparentIsValidatedAtStart) {
+  auto huge = start("t1", "{}", std::string(8 << 20, '0')).get();
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), Code::kInvalidArgument);
+  auto bad = start("t2", "{}", "00-xyz").get();
+  EXPECT_FALSE(bad.ok());
+  auto good = start("t3", "{}", kTrace);
+  EXPECT_EQ(events("t3").front().trace, kTrace);
+}
+
+TEST(ParticipantLimits, HandlerReplyDataNestedTooDeepIsAnsweredFailed) {
+  MemoryTransport bus;
+  testing::VolatileParticipantStore record;
+  Participant p(bus, "inventory", record);
+  p.on("Deep", [](const CommandContext&) { return ParticipantReply::ok(nested(1000)); });
+  ASSERT_OK(p.start());
+  std::vector<Message> replies;
+  ASSERT_OK(bus.subscribe("r", [&](Message m) { replies.push_back(std::move(m)); }));
+  Message m;
+  m.kind = Message::Kind::kCommand;
+  m.channel = "inventory";
+  m.type = "Deep";
+  m.saga_id = "s";
+  m.command_id = "s/deep/a1";
+  m.reply_to = "r";
+  bus.send(m, [](Status) {});
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].outcome, ReplyOutcome::kFailed);
+  EXPECT_NE(replies[0].error.find("nested deeper"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace saga
