@@ -33,8 +33,8 @@ using namespace sqlite_detail;
 
 namespace {
 
-// 2 added StepProgress::undelivered; format 1 is still read.
-constexpr uint8_t kSnapshotFormat = 2;
+// 2 added StepProgress::undelivered, 3 SagaState::failure; older formats are still read.
+constexpr uint8_t kSnapshotFormat = 3;
 
 using OutArchive = cereal::PortableBinaryOutputArchive;
 using InArchive = cereal::PortableBinaryInputArchive;
@@ -124,6 +124,7 @@ bool decode_fields(Decoder& d, SagaState* s) {
   s->started_at = from_ms(d.num<int64_t>());
   s->updated_at = from_ms(d.num<int64_t>());
   if (!d.str(&s->reason, "reason")) return false;
+  if (d.format >= 3 && !d.str(&s->failure, "failure")) return false;
   if (d.buf.remaining() != 0) return d.fail("trailing bytes");
   return true;
 }
@@ -152,6 +153,7 @@ std::string encode_snapshot(const SagaState& s) {
     ar(static_cast<uint32_t>(s.seq), static_cast<int64_t>(to_ms(s.started_at)),
        static_cast<int64_t>(to_ms(s.updated_at)));
     put_string(ar, s.reason);
+    put_string(ar, s.failure);
   }
   return std::move(os).str();
 }
@@ -159,7 +161,7 @@ std::string encode_snapshot(const SagaState& s) {
 Result<SagaState> decode_snapshot(const std::string& bytes) {
   if (bytes.empty()) return Status::Corruption("snapshot: empty");
   const auto format = static_cast<uint8_t>(bytes[0]);
-  if (format != 1 && format != kSnapshotFormat) {
+  if (format < 1 || format > kSnapshotFormat) {
     return Status::Corruption("snapshot: unknown format version " + std::to_string(format));
   }
   try {

@@ -391,7 +391,10 @@ void apply(SagaState& s, const Event& e) {
       if (e.value == 1) {
         // Final failure: compensation begins; retries still pending elsewhere are abandoned.
         // The first failure is the saga's reason; a sibling settling later does not replace it.
-        if (s.status != SagaStatus::kCompensating) s.reason = e.data.empty() ? e.detail : e.data;
+        if (s.status != SagaStatus::kCompensating) {
+          s.failure = e.data.empty() ? e.detail : e.data;
+          s.reason = s.failure;
+        }
         s.status = SagaStatus::kCompensating;
         for (auto& other : s.steps)
           if (other.phase == StepPhase::kBackoff) other.phase = StepPhase::kFailed;
@@ -437,7 +440,9 @@ void apply(SagaState& s, const Event& e) {
         s.status = SagaStatus::kAborted;
         s.reason = "aborted by operator: " + e.data;
       } else {
+        // Resumed: the stuck reason no longer holds; a compensation resumes for its failure.
         s.status = s.stuck_compensating ? SagaStatus::kCompensating : SagaStatus::kRunning;
+        s.reason = s.stuck_compensating ? s.failure : std::string();
       }
       break;
   }

@@ -245,8 +245,45 @@ TEST_F(EngineTest, StuckSagaIsReportedAndCanBeRetriedThroughTheApi) {
   engine->poll();
   ASSERT_OK(retried.get());
   EXPECT_EQ(engine->state("s").value().status, SagaStatus::kCompensated);
+  // It ends with the failure that started the compensation, not the one it got stuck on.
+  EXPECT_NE(engine->state("s").value().reason.find("card declined"), std::string::npos);
+  EXPECT_EQ(engine->state("s").value().reason.find("unavailable"), std::string::npos);
+  EXPECT_EQ(mem.find("s").value()->reason, engine->state("s").value().reason);
   EXPECT_EQ(engine->metrics().stuck, 0u);
   EXPECT_EQ(participants.ledger.count(participants.ledger.released, "s"), 1);
+}
+
+TEST_F(EngineTest, SagaCompletedAfterAnOperatorRetryCarriesNoStuckReason) {
+  // A retriable step after the pivot that is rejected: the saga is stuck running.
+  EngineOptions opts;
+  opts.manual = true;
+  opts.definitions = {Definition::Builder("Ship")
+                          .step("reserve_inventory", "inventory.ReserveItems",
+                                "inventory.ReleaseReservation")
+                          .step("charge_payment", "payment.ChargeCard")
+                          .step("confirm_order", "orders.ConfirmOrder")
+                          .retry({RetryPolicy::kForever, Duration(100), 2.0, Duration(1000), 0.2})
+                          .build()
+                          .value()};
+  engine.reset();
+  auto opened = Engine::open(opts, store, transport, clock);
+  ASSERT_OK(opened);
+  engine = std::move(*opened);
+  participants.confirm_refused = true;
+  auto f = engine->start({.definition = "Ship", .saga_id = "late", .input = order(2)});
+  engine->poll();
+  auto r = f.get();
+  ASSERT_OK(r);
+  ASSERT_EQ(r->status, SagaStatus::kStuck);
+  EXPECT_NE(r->reason.find("order system refused it"), std::string::npos) << r->reason;
+  participants.confirm_refused = false;
+  auto retried = engine->retry("late");
+  engine->poll();
+  ASSERT_OK(retried.get());
+  const SagaState s = engine->state("late").value();
+  EXPECT_EQ(s.status, SagaStatus::kCompleted);
+  EXPECT_EQ(s.reason, "");
+  EXPECT_EQ(mem.find("late").value()->reason, "");
 }
 
 TEST_F(EngineTest, StuckSagaCanBeAbortedThroughTheApi) {

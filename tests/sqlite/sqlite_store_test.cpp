@@ -128,7 +128,10 @@ SagaState state_of(const std::string& id, SagaStatus status, uint32_t seq) {
   s.seq = seq;
   s.started_at = from_ms(1'700'000'000'000);
   s.updated_at = from_ms(1'700'000'000'000 + seq);
-  if (status == SagaStatus::kStuck) s.reason = "refund failed";
+  if (status == SagaStatus::kStuck) {
+    s.reason = "refund failed";
+    s.failure = "card declined";
+  }
   return s;
 }
 

@@ -48,6 +48,7 @@ OrderParticipants::OrderParticipants(Transport& t)
     return ParticipantReply::ok();
   });
   orders.on("ConfirmOrder", [this](const CommandContext& c) {
+    if (confirm_refused) return ParticipantReply::rejected("order system refused it");
     std::lock_guard l(ledger.mu);
     ledger.confirmed[c.saga_id]++;
     return ParticipantReply::ok();

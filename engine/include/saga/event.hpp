@@ -115,7 +115,8 @@ struct SagaState {
   uint32_t seq = 0;  // events applied
   TimePoint started_at{};
   TimePoint updated_at{};
-  std::string reason;  // why it failed, got stuck or was aborted
+  std::string reason;   // why it failed, got stuck or was aborted (what it ends with)
+  std::string failure;  // the step failure that started compensation, kept across retries
 
   bool operator==(const SagaState&) const = default;
 };
