@@ -124,7 +124,8 @@ bool decode_fields(Decoder& d, SagaState* s) {
   s->started_at = from_ms(d.num<int64_t>());
   s->updated_at = from_ms(d.num<int64_t>());
   if (!d.str(&s->reason, "reason")) return false;
-  if (d.format >= 3 && !d.str(&s->failure, "failure")) return false;
+  if (d.format >= 3 && (!d.str(&s->failure, "failure") || !d.str(&s->fingerprint, "fingerprint")))
+    return false;
   if (d.buf.remaining() != 0) return d.fail("trailing bytes");
   return true;
 }
@@ -154,6 +155,7 @@ std::string encode_snapshot(const SagaState& s) {
        static_cast<int64_t>(to_ms(s.updated_at)));
     put_string(ar, s.reason);
     put_string(ar, s.failure);
+    put_string(ar, s.fingerprint);
   }
   return std::move(os).str();
 }
@@ -217,6 +219,10 @@ CREATE TABLE timers(
     {2, R"sql(
 CREATE INDEX saga_state_active ON saga_state(saga_id) WHERE snapshot IS NOT NULL;
 CREATE INDEX timers_due ON timers(due_ms);
+)sql"},
+    // SagaStarted records the fingerprint of the definition it started with.
+    {3, R"sql(
+ALTER TABLE events ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 )sql"},
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
@@ -325,7 +331,7 @@ struct SqliteStore::Impl {
              (sqlite3_column_int(r, 3) != 0) == e.compensation &&
              sqlite3_column_int64(r, 4) == to_ms(e.at) && sqlite3_column_int64(r, 5) == e.value &&
              column_text(r, 6) == e.detail && column_text(r, 7) == e.data &&
-             column_text(r, 8) == e.trace;
+             column_text(r, 8) == e.trace && column_text(r, 9) == e.fingerprint;
       return Status::Ok();
     });
     if (!st.ok()) return st;
@@ -408,6 +414,13 @@ Status SqliteStore::Impl::migrate() {
   return Status::Ok();
 }
 
+constexpr const char* kSelectEvents =
+    "SELECT seq, type, step, attempt, compensation, at_ms, value, detail, data, trace, "
+    "fingerprint FROM events WHERE saga_id = ?1 ORDER BY seq";
+constexpr const char* kSelectEventsBeforeV3 =
+    "SELECT seq, type, step, attempt, compensation, at_ms, value, detail, data, trace, "
+    "'' FROM events WHERE saga_id = ?1 ORDER BY seq";
+
 Status SqliteStore::Impl::prepare_all() {
   const std::pair<StmtPtr*, const char*> stmts[] = {
       {&begin, "BEGIN IMMEDIATE"},
@@ -415,7 +428,8 @@ Status SqliteStore::Impl::prepare_all() {
       {&rollback, "ROLLBACK"},
       {&insert_event,
        "INSERT OR IGNORE INTO events(saga_id, seq, type, step, attempt, compensation, at_ms, "
-       "value, detail, data, trace) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+       "value, detail, data, trace, fingerprint) "
+       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
       // A stale snapshot (a batch committed again later) never overwrites a newer one.
       {&upsert_state,
        "INSERT INTO saga_state(saga_id, definition, version, status, input, reason, started_ms, "
@@ -441,11 +455,10 @@ Status SqliteStore::Impl::prepare_all() {
        "SELECT command_id, saga_id, participant, type, compensation, payload, trace FROM outbox "
        "ORDER BY id"},
       {&select_event_at,
-       "SELECT type, step, attempt, compensation, at_ms, value, detail, data, trace "
-       "FROM events WHERE saga_id = ?1 AND seq = ?2"},
-      {&select_events,
-       "SELECT seq, type, step, attempt, compensation, at_ms, value, detail, data, trace "
-       "FROM events WHERE saga_id = ?1 ORDER BY seq"},
+       "SELECT type, step, attempt, compensation, at_ms, value, detail, data, trace, "
+       "fingerprint FROM events WHERE saga_id = ?1 AND seq = ?2"},
+      // A read-only open of an older file (not migrated) has no fingerprint column.
+      {&select_events, version >= 3 ? kSelectEvents : kSelectEventsBeforeV3},
       {&select_summary,
        "SELECT saga_id, definition, version, status, input, reason, started_ms, updated_ms, "
        "events FROM saga_state WHERE saga_id = ?1"},
@@ -455,6 +468,12 @@ Status SqliteStore::Impl::prepare_all() {
        "definition = ?2) ORDER BY updated_ms DESC, saga_id LIMIT ?3"},
   };
   for (const auto& [out, sql] : stmts) {
+    // A reader of a file older than this build prepares only what reads (commit() refuses).
+    if (options.read_only && version < kSchemaVersion && out != &select_events &&
+        out != &select_summary && out != &select_list && out != &select_active &&
+        out != &select_timers && out != &select_outbox && out != &begin && out != &commit &&
+        out != &rollback)
+      continue;
     if (Status st = prepare(out, sql); !st.ok()) return st;
   }
   return Status::Ok();
@@ -526,6 +545,7 @@ Status SqliteStore::Impl::write_saga(const SagaWrite& w) {
     Bind b(insert_event.get());
     b.text(id).i64(e.seq).text(event_name(e.type)).i64(e.step).i64(e.attempt);
     b.i64(e.compensation).i64(to_ms(e.at)).i64(e.value).text(e.detail).text(e.data).text(e.trace);
+    b.text(e.fingerprint);
     if (Status st = run(insert_event.get(), b, "insert event"); !st.ok()) return st;
     // Already there: a batch committed again after a failure report, which is fine, or a log
     // that says something else, which must not get this saga's snapshot.
@@ -679,6 +699,7 @@ Result<std::vector<Event>> SqliteStore::events(const std::string& saga_id) {
     e.detail = column_text(s, 7);
     e.data = column_text(s, 8);
     e.trace = column_text(s, 9);
+    e.fingerprint = column_text(s, 10);
     out.push_back(std::move(e));
     return Status::Ok();
   });

@@ -1,5 +1,7 @@
 #include "saga/definition.hpp"
 
+#include <cstdio>
+
 #include <set>
 
 namespace saga {
@@ -215,6 +217,33 @@ Result<Definition> Definition::Builder::build() const {
   Status st = check(def_);
   if (!st.ok()) return st;
   return def_;
+}
+
+std::string fingerprint(const Definition& def) {
+  std::string text = def.name + '\n' + std::to_string(def.version) + '\n';
+  auto policy = [&](const RetryPolicy& p) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%d %lld %.17g %lld %.17g|", p.max_attempts,
+                  static_cast<long long>(p.initial_backoff.count()), p.multiplier,
+                  static_cast<long long>(p.max_backoff.count()), p.jitter);
+    text += buf;
+  };
+  for (const StepDef& s : def.steps) {
+    text += s.name + '|' + std::to_string(s.stage) + '|' + s.action.to_string() + '|' +
+            (s.compensation ? s.compensation->to_string() : "") + '|' +
+            std::to_string(s.timeout.count()) + '|';
+    policy(s.retry);
+    policy(s.compensation_retry);
+    text += '\n';
+  }
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
 }
 
 }  // namespace saga

@@ -52,6 +52,7 @@ struct Engine::Impl {
   Transport& transport;
   Clock& clock;
   std::map<std::pair<std::string, int>, Definition> defs;
+  std::map<std::pair<std::string, int>, std::string> fingerprints;
   std::map<std::string, int> latest;
   std::vector<std::shared_ptr<Partition>> parts;
   Counters counters;
@@ -167,7 +168,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (unloaded.count(req.saga_id)) {
       done(Status::FailedPrecondition("saga '" + req.saga_id +
                                       "' was recovered but its definition version is not "
-                                      "registered; it is left as it is"));
+                                      "registered as it started; it is left as it is"));
       return;
     }
     auto found = impl.store.find(req.saga_id);
@@ -191,7 +192,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       return;
     }
     Decision d = saga::start(*def, req.saga_id, req.input, req.traceparent, impl.next_seed(),
-                             impl.clock.now());
+                             impl.clock.now(), impl.fingerprints[{def->name, def->version}]);
     Live& live = sagas[req.saga_id];
     live.def = def;
     live.waiters.push_back(std::move(done));
@@ -553,6 +554,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     if (!impl->defs.emplace(std::make_pair(d.name, d.version), d).second)
       return Status::InvalidArgument("saga '" + d.name + "' version " + std::to_string(d.version) +
                                      " is registered twice");
+    impl->fingerprints[{d.name, d.version}] = fingerprint(d);
     int& v = impl->latest[d.name];
     v = std::max(v, d.version);
   }
@@ -568,6 +570,14 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     if (def == nullptr) {
       im.log("saga '" + s.id + "' needs definition " + s.definition + " v" +
              std::to_string(s.version) + ", which is not registered; left as it is");
+      im.partition_of(s.id).unloaded.insert(s.id);
+      continue;
+    }
+    if (const std::string& fp = im.fingerprints[{def->name, def->version}];
+        !s.fingerprint.empty() && s.fingerprint != fp) {
+      im.log("saga '" + s.id + "' started on another definition of " + s.definition + " v" +
+             std::to_string(s.version) + " (fingerprint " + s.fingerprint + ", registered " + fp +
+             "): a changed definition needs a new version; left as it is");
       im.partition_of(s.id).unloaded.insert(s.id);
       continue;
     }

@@ -9,7 +9,8 @@ namespace {
 bool same(const Event& a, const Event& b) {
   return a.type == b.type && a.seq == b.seq && a.step == b.step && a.attempt == b.attempt &&
          a.compensation == b.compensation && a.value == b.value && a.detail == b.detail &&
-         a.data == b.data && a.trace == b.trace && a.at == b.at;
+         a.data == b.data && a.trace == b.trace && a.at == b.at &&
+         (b.fingerprint.empty() || a.fingerprint == b.fingerprint);  // b: recorded
 }
 
 std::string describe(const Event& e) {
@@ -111,6 +112,11 @@ Result<ReplayReport> check_determinism(const Definition& def, const std::string&
     return Status::InvalidArgument("saga '" + saga_id + "' ran " + first.detail + " v" +
                                    std::to_string(first.attempt) + ", not " + def.name + " v" +
                                    std::to_string(def.version));
+  if (!first.fingerprint.empty() && first.fingerprint != fingerprint(def))
+    return Status::InvalidArgument(
+        "saga '" + saga_id + "' was recorded with another definition of " + def.name + " v" +
+        std::to_string(def.version) + " (fingerprint " + first.fingerprint + "; this one is " +
+        fingerprint(def) + "): the definition changed under the same version");
   auto matches = [&](const Decision& d, size_t pos) {
     if (d.events.empty() || pos + d.events.size() > log.size()) return false;
     for (size_t i = 0; i < d.events.size(); ++i)

@@ -367,6 +367,7 @@ void apply(SagaState& s, const Event& e) {
       s.context = e.data;
       s.seed = static_cast<uint64_t>(e.value);
       s.trace = e.trace;
+      s.fingerprint = e.fingerprint;
       s.status = SagaStatus::kRunning;
       s.started_at = e.at;
       s.steps.assign(static_cast<size_t>(std::max(0, e.step)), StepProgress{});
@@ -469,7 +470,8 @@ Duration backoff_delay(const RetryPolicy& policy, int attempt, uint64_t seed, in
 }
 
 Decision start(const Definition& def, const std::string& saga_id, const std::string& input,
-               const std::string& trace, uint64_t seed, TimePoint now) {
+               const std::string& trace, uint64_t seed, TimePoint now,
+               const std::string& def_fingerprint) {
   Decision d;
   d.state.id = saga_id;
   Decider decider(def, d, now);
@@ -479,7 +481,8 @@ Decision start(const Definition& def, const std::string& saga_id, const std::str
                 .value = static_cast<int64_t>(seed),
                 .detail = def.name,
                 .data = input,
-                .trace = trace});
+                .trace = trace,
+                .fingerprint = def_fingerprint.empty() ? fingerprint(def) : def_fingerprint});
   decider.advance();
   return d;
 }

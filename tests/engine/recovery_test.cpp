@@ -183,6 +183,53 @@ TEST_F(RecoveryTest, SagaOfAnUnregisteredVersionIsLeftAloneUntilItIsRegisteredAg
   expect_only_first_attempts();
 }
 
+TEST_F(RecoveryTest, SagaWhoseDefinitionChangedUnderItsVersionIsLeftUntouched) {
+  open();
+  transport.hold(true);
+  start("edited", false);
+  engine->poll();
+  crash();
+  transport.drop_all(true);
+  transport.release_all();
+  transport.drop_all(false);
+  transport.hold(false);
+  const auto events_before = sqlite->events("edited").value().size();
+  {
+    // Same name and version, another step order: driving the saga on it would mix the two.
+    Definition edited = Definition::Builder("PlaceOrder", 1)
+                            .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
+                            .step("reserve_inventory", "inventory.ReserveItems",
+                                  "inventory.ReleaseReservation")
+                            .step("confirm_order", "orders.ConfirmOrder")
+                            .retry({RetryPolicy::kForever, Duration(100), 2.0, Duration(1000), 0.2})
+                            .build()
+                            .value();
+    ASSERT_NE(fingerprint(edited), fingerprint(testutil::place_order_definition()));
+    std::vector<std::string> logs;
+    EngineOptions opts;
+    opts.manual = true;
+    opts.definitions = {edited};
+    opts.log = [&](const std::string& line) { logs.push_back(line); };
+    auto e = Engine::open(opts, *store, transport, clock);
+    ASSERT_OK(e);
+    (*e)->poll();
+    clock.advance(Duration(5000));
+    (*e)->poll();
+    ASSERT_FALSE(logs.empty());
+    EXPECT_NE(logs[0].find("started on another definition of PlaceOrder v1"), std::string::npos)
+        << logs[0];
+    auto dup = (*e)->start({.definition = "PlaceOrder", .saga_id = "edited", .input = "{}"});
+    (*e)->poll();
+    EXPECT_EQ(dup.get().status().code(), Code::kFailedPrecondition);
+    (*e)->close();
+  }
+  EXPECT_EQ(sqlite->events("edited").value().size(), events_before);
+  EXPECT_TRUE(transport.sent_ids().size() <= 1u);  // nothing dispatched on the edited definition
+  open();  // the definition it started with is back
+  engine->poll();
+  EXPECT_EQ(status("edited"), SagaStatus::kCompleted);
+}
+
 // The sweep: crash right after the k-th commit for every k, restart, finish. Every saga must
 // reach the end state it reaches without a crash; no step runs twice; nothing gets a new id.
 TEST_F(RecoveryTest, EverySagaReachesTheSameEndStateWhicheverCommitTheCrashFollows) {

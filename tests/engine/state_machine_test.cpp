@@ -515,6 +515,21 @@ TEST(Replay, DeterminismCheckNamesTheFirstEventThatDiffers) {
       << r.status().message();
 }
 
+TEST(Replay, DeterminismCheckSaysSoWhenTheDefinitionChangedUnderItsVersion) {
+  Sim sim(place_order_definition());
+  sim.start();
+  sim.reply("s1/reserve_inventory/a1");
+  Definition edited = place_order_definition();
+  edited.steps[1].timeout = Duration(12345);
+  auto r = check_determinism(edited, "s1", sim.log);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("changed under the same version"), std::string::npos)
+      << r.status().message();
+  std::vector<Event> older = sim.log;  // a log written before fingerprints were recorded
+  older[0].fingerprint.clear();
+  EXPECT_OK(check_determinism(sim.def, "s1", older));
+}
+
 TEST(Replay, StateAtAnyEventIsThePrefixFold) {
   Sim sim(place_order_definition());
   sim.start();

@@ -79,6 +79,11 @@ struct DefinitionError {
   std::string message;
 };
 
+// 16 hex digits identifying everything the state machine reads of a definition (steps,
+// commands, timeouts, retry policies). Recorded when a saga starts, so that a definition
+// changed under the same name and version is noticed.
+std::string fingerprint(const Definition& def);
+
 // Checks every rule and returns every violation (empty: valid).
 std::vector<DefinitionError> validate(const Definition& def);
 // validate() folded into one Status naming the saga, the step and the rule.

@@ -42,7 +42,8 @@ bool parse_event_name(const std::string& name, EventType* out);
 
 // One entry of a saga's append-only log. Which fields mean what depends on `type`:
 //   SagaStarted:      detail = definition name, attempt = definition version, data = input JSON,
-//                     value = seed for jitter, step = number of steps, trace = traceparent
+//                     value = seed for jitter, step = number of steps, trace = traceparent,
+//                     fingerprint = fingerprint(definition) (empty in logs of older versions)
 //   StepSucceeded:    data = reply data (JSON object merged into the saga context)
 //   StepFailed/...:   detail = reason; when final, data = the saga's failure reason
 //   RetryScheduled:   attempt = the attempt it schedules, value = delay in ms,
@@ -60,6 +61,7 @@ struct Event {
   std::string detail;
   std::string data;
   std::string trace;
+  std::string fingerprint;
 
   bool operator==(const Event&) const = default;
 };
@@ -117,6 +119,7 @@ struct SagaState {
   TimePoint updated_at{};
   std::string reason;   // why it failed, got stuck or was aborted (what it ends with)
   std::string failure;  // the step failure that started compensation, kept across retries
+  std::string fingerprint;  // of the definition it started with (empty: not recorded)
 
   bool operator==(const SagaState&) const = default;
 };

@@ -51,10 +51,11 @@ void apply(SagaState& state, const Event& event);
 // Folds a whole log from an empty state.
 SagaState replay(const std::string& saga_id, const std::vector<Event>& events);
 
-// Starts a saga: SagaStarted and the dispatch of the first stage.
-// REQUIRES: check(def).ok(), input is a JSON object.
+// Starts a saga: SagaStarted and the dispatch of the first stage. `def_fingerprint` is
+// fingerprint(def), computed here when empty. REQUIRES: check(def).ok(), input is a JSON object.
 Decision start(const Definition& def, const std::string& saga_id, const std::string& input,
-               const std::string& trace, uint64_t seed, TimePoint now);
+               const std::string& trace, uint64_t seed, TimePoint now,
+               const std::string& def_fingerprint = "");
 
 // Reacts to one input. REQUIRES: state belongs to def (same name and version).
 Decision decide(const Definition& def, const SagaState& state, const Input& input, TimePoint now);

@@ -11,7 +11,7 @@
 
 namespace saga {
 
-struct SqliteOptions {
+struct SqliteOptions {  // also used by SqliteParticipantStore
   std::string path;
   // synchronous=FULL (fsync before commit returns) is the default and what the workload
   // requires; kNormal trades the last transactions on power loss for speed.
@@ -23,7 +23,7 @@ struct SqliteOptions {
 
 class SqliteStore : public EventStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the file and migrates its schema to kSchemaVersion. A file written by a
   // newer version is refused with kFailedPrecondition.
