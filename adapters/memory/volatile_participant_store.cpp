@@ -4,22 +4,17 @@
 
 namespace saga::testing {
 
-// Stages every write and applies them at commit(); holds tx_mu_ while open.
+// Writes through under the store's lock, held while the transaction is open. A test double:
+// it does not roll back (nothing of the handler's lives in it anyway).
 class VolatileParticipantStore::Tx : public ParticipantStore::Transaction {
  public:
-  explicit Tx(VolatileParticipantStore& s) : s_(s), lock_(s.tx_mu_) {}
+  explicit Tx(VolatileParticipantStore& s) : s_(s), lock_(s.mu_) {}
   ParticipantTx& business() override { return business_; }
   Result<StepRecord> step(const std::string& saga_id, const std::string& step) override {
-    const std::string key = saga_id + '/' + step;
-    if (auto it = steps_.find(key); it != steps_.end()) return it->second;
-    std::lock_guard l(s_.mu_);
-    auto it = s_.steps_.find(key);
+    auto it = s_.steps_.find(key(saga_id, step));
     return it == s_.steps_.end() ? StepRecord{} : it->second;
   }
   Result<std::optional<Message>> reply(const std::string& command_id) override {
-    if (auto it = replies_.find(command_id); it != replies_.end())
-      return std::optional<Message>(it->second);
-    std::lock_guard l(s_.mu_);
     auto it = s_.replies_.find(command_id);
     if (it == s_.replies_.end()) return std::optional<Message>();
     return std::optional<Message>(it->second.reply);
@@ -28,33 +23,28 @@ class VolatileParticipantStore::Tx : public ParticipantStore::Transaction {
   Status rollback_to_savepoint() override { return Status::Ok(); }
   Status record(const std::string& saga_id, const std::string& step, const StepRecord& rec,
                 const Message& reply) override {
-    steps_[saga_id + '/' + step] = rec;
-    replies_[reply.command_id] = reply;
+    s_.steps_[key(saga_id, step)] = rec;
+    s_.replies_[reply.command_id] = Row{++s_.seq_, reply, false};
     return Status::Ok();
   }
   Status mark_sent(const std::vector<std::string>& ids) override {
-    sent_.insert(sent_.end(), ids.begin(), ids.end());
-    return Status::Ok();
-  }
-  Status commit() override {
-    std::lock_guard l(s_.mu_);
-    for (auto& [k, v] : steps_) s_.steps_[k] = std::move(v);
-    for (auto& [id, m] : replies_) s_.replies_[id] = Row{++s_.seq_, std::move(m), false};
-    for (const auto& id : sent_)
+    for (const auto& id : ids)
       if (auto it = s_.replies_.find(id); it != s_.replies_.end()) it->second.sent = true;
-    steps_.clear();
-    replies_.clear();
-    sent_.clear();
     return Status::Ok();
   }
+  Status commit() override { return Status::Ok(); }
 
  private:
+  static std::string key(const std::string& saga_id, const std::string& step) {
+    std::string k;
+    k.reserve(saga_id.size() + step.size() + 1);
+    k.append(saga_id).push_back('/');
+    k.append(step);
+    return k;
+  }
   VolatileParticipantStore& s_;
   std::unique_lock<std::mutex> lock_;
   ParticipantTx business_;
-  std::map<std::string, StepRecord> steps_;
-  std::map<std::string, Message> replies_;
-  std::vector<std::string> sent_;
 };
 
 Result<std::unique_ptr<ParticipantStore::Transaction>> VolatileParticipantStore::begin() {

@@ -638,5 +638,29 @@ TEST_F(EngineRaces, DestroyingWithoutCloseAnswersPendingCallsAndFutures) {
   }
 }
 
+TEST_F(EngineRaces, ConcurrentStartsOfOneIdCreateExactlyOneSaga) {
+  open();
+  std::vector<std::future<Result<SagaOutcome>>> futures(64);
+  std::vector<std::thread> callers;
+  std::atomic<bool> go{false};
+  for (int t = 0; t < 64; ++t) {
+    callers.emplace_back([&, t] {
+      while (!go) std::this_thread::yield();
+      futures[t] = engine->start(request("once", 7));
+    });
+  }
+  go = true;
+  for (auto& c : callers) c.join();
+  for (auto& f : futures) {
+    auto r = f.get();
+    ASSERT_OK(r);
+    EXPECT_EQ(r->status, SagaStatus::kCompleted);
+  }
+  EXPECT_EQ(participants.ledger.count(participants.ledger.reserved, "once"), 1);
+  EXPECT_EQ(engine->metrics().started, 1u);
+  EXPECT_EQ(store.events("once").value().front().type, EventType::kSagaStarted);
+  EXPECT_OK(engine->close());
+}
+
 }  // namespace
 }  // namespace saga

@@ -76,10 +76,9 @@ class VolatileParticipantStore : public ParticipantStore {
     Message reply;
     bool sent = false;
   };
-  std::mutex tx_mu_;  // held by the open transaction
-  std::mutex mu_;     // guards the maps
-  std::map<std::string, StepRecord> steps_;
-  std::map<std::string, Row> replies_;
+  std::mutex mu_;  // held by the open transaction; guards the maps
+  std::unordered_map<std::string, StepRecord> steps_;
+  std::unordered_map<std::string, Row> replies_;
   uint64_t seq_ = 0;
 };
 
