@@ -32,7 +32,8 @@ bool TimerQueue::next_due(TimePoint* due) const {
   return true;
 }
 
-SystemClock::SystemClock() : thread_([this] { loop(); }) {}
+SystemClock::SystemClock(std::function<TimePoint()> wall)
+    : wall_(std::move(wall)), thread_([this] { loop(); }) {}
 
 SystemClock::~SystemClock() {
   {
@@ -44,17 +45,25 @@ SystemClock::~SystemClock() {
 }
 
 TimePoint SystemClock::now() {
+  if (wall_) return wall_();
   return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+// The queue holds monotonic deadlines (milliseconds of steady_clock) in TimePoint's type.
+TimePoint SystemClock::steady_now() {
+  return TimePoint(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()));
 }
 
 Clock::TimerId SystemClock::schedule(TimePoint due, std::function<void()> fn) {
   Clock::TimerId id;
   bool earliest;
   {
+    const TimePoint deadline = steady_now() + (due - now());
     std::lock_guard l(mu_);
     TimePoint first;
-    earliest = !queue_.next_due(&first) || due < first;
-    id = queue_.add(due, std::move(fn));
+    earliest = !queue_.next_due(&first) || deadline < first;
+    id = queue_.add(deadline, std::move(fn));
   }
   // The loop sleeps until the earliest due time: wake it only when that moves.
   if (earliest) cv_.notify_one();
@@ -70,7 +79,7 @@ void SystemClock::loop() {
   std::unique_lock l(mu_);
   while (!stop_) {
     std::function<void()> fn;
-    if (queue_.pop_due(now(), &fn)) {
+    if (queue_.pop_due(steady_now(), &fn)) {
       l.unlock();
       fn();
       l.lock();
@@ -78,7 +87,7 @@ void SystemClock::loop() {
     }
     TimePoint due;
     if (queue_.next_due(&due)) {
-      cv_.wait_until(l, std::chrono::system_clock::time_point(due));
+      cv_.wait_until(l, std::chrono::steady_clock::time_point(due.time_since_epoch()));
     } else {
       cv_.wait(l);
     }

@@ -47,10 +47,14 @@ class TimerQueue {
       by_id_;
 };
 
-// Real time; timers run on one background thread.
+// Real time; timers run on one background thread. A timer waits on the monotonic clock for
+// (due - now()) measured when it is scheduled, so a jump of the wall clock either way neither
+// fires timers early nor loses them; wall time matters again only when a restart re-arms the
+// durable timers.
 class SystemClock : public Clock {
  public:
-  SystemClock();
+  // `wall` replaces the system's wall clock (tests that jump it).
+  explicit SystemClock(std::function<TimePoint()> wall = nullptr);
   ~SystemClock() override;
   TimePoint now() override;
   TimerId schedule(TimePoint due, std::function<void()> fn) override;
@@ -58,6 +62,8 @@ class SystemClock : public Clock {
 
  private:
   void loop();
+  static TimePoint steady_now();
+  std::function<TimePoint()> wall_;
   std::mutex mu_;
   std::condition_variable cv_;
   TimerQueue queue_;
