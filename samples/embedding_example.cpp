@@ -42,11 +42,10 @@ int main() {
   opts.definitions = {*def};
   auto engine = Engine::open(opts, **log, bus, clock);
   if (!engine.ok()) return 1;
-  auto outcome = (*engine)
-                     ->start({.definition = "ReserveStock",
-                              .saga_id = "order-42",
-                              .input = R"({"qty":1})"})
-                     .get();
+  auto outcome =
+      (*engine)
+          ->start({.definition = "ReserveStock", .saga_id = "order-42", .input = R"({"qty":1})"})
+          .get();
   if (!outcome.ok()) {
     std::fprintf(stderr, "%s\n", outcome.status().to_string().c_str());
     return 1;

@@ -66,8 +66,8 @@ void bind_all(sqlite3* db, sqlite3_stmt* s, std::initializer_list<SqlArg> args,
         rc = sqlite3_bind_double(s, i, a.real());
         break;
       case SqlArg::Kind::kText:
-        rc = sqlite3_bind_text64(s, i, a.text().data(), a.text().size(), SQLITE_STATIC,
-                                 SQLITE_UTF8);
+        rc =
+            sqlite3_bind_text64(s, i, a.text().data(), a.text().size(), SQLITE_STATIC, SQLITE_UTF8);
         break;
     }
     if (rc != SQLITE_OK) throw_error(db, rc, sql);
@@ -100,28 +100,33 @@ int SqliteTx::exec(std::string_view sql, std::initializer_list<SqlArg> args) {
   return sqlite3_changes(db_);
 }
 
-std::optional<int64_t> SqliteTx::query_int(std::string_view sql,
-                                           std::initializer_list<SqlArg> args) {
-  sqlite3_stmt* s = prepared(db_, *cache_, sql);
+namespace {
+// The first column of the first row, read by `read`, or nullopt (no row, or NULL).
+template <typename F>
+auto first_value(sqlite3* db, SqliteTx::Cache& cache, std::string_view sql,
+                 std::initializer_list<SqlArg> args, F&& read)
+    -> std::optional<decltype(read(static_cast<sqlite3_stmt*>(nullptr)))> {
+  sqlite3_stmt* s = prepared(db, cache, sql);
   Use use(s);
-  bind_all(db_, s, args, sql);
+  bind_all(db, s, args, sql);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_DONE) return std::nullopt;
-  if (rc != SQLITE_ROW) throw_error(db_, rc, sql);
+  if (rc != SQLITE_ROW) throw_error(db, rc, sql);
   if (sqlite3_column_type(s, 0) == SQLITE_NULL) return std::nullopt;
-  return sqlite3_column_int64(s, 0);
+  return read(s);
+}
+}  // namespace
+
+std::optional<int64_t> SqliteTx::query_int(std::string_view sql,
+                                           std::initializer_list<SqlArg> args) {
+  return first_value(db_, *cache_, sql, args, [](sqlite3_stmt* s) {
+    return static_cast<int64_t>(sqlite3_column_int64(s, 0));
+  });
 }
 
 std::optional<std::string> SqliteTx::query_text(std::string_view sql,
                                                 std::initializer_list<SqlArg> args) {
-  sqlite3_stmt* s = prepared(db_, *cache_, sql);
-  Use use(s);
-  bind_all(db_, s, args, sql);
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_DONE) return std::nullopt;
-  if (rc != SQLITE_ROW) throw_error(db_, rc, sql);
-  if (sqlite3_column_type(s, 0) == SQLITE_NULL) return std::nullopt;
-  return column_text(s, 0);
+  return first_value(db_, *cache_, sql, args, [](sqlite3_stmt* s) { return column_text(s, 0); });
 }
 
 struct SqliteParticipantStore::Impl {
@@ -194,9 +199,9 @@ class SqliteTransaction : public ParticipantStore::Transaction {
   Result<std::optional<Message>> reply(const std::string& command_id) override {
     std::optional<Message> found;
     Status st = s_.guard([&] {
-      sqlite3_stmt* q = prepared(
-          s_.h(), s_.cache,
-          "SELECT channel, reply FROM saga_participant_replies WHERE command_id = ?1");
+      sqlite3_stmt* q =
+          prepared(s_.h(), s_.cache,
+                   "SELECT channel, reply FROM saga_participant_replies WHERE command_id = ?1");
       Use use(q);
       bind_all(s_.h(), q, {command_id}, "replies");
       int rc = sqlite3_step(q);
@@ -206,7 +211,8 @@ class SqliteTransaction : public ParticipantStore::Transaction {
       if (!m.ok()) throw SqliteError(m.status().message());
       found = std::move(*m);
     });
-    if (!st.ok()) return Status::Corruption("recorded reply of " + command_id + ": " + st.message());
+    if (!st.ok())
+      return Status::Corruption("recorded reply of " + command_id + ": " + st.message());
     return found;
   }
 
@@ -287,9 +293,9 @@ Result<std::unique_ptr<SqliteParticipantStore>> SqliteParticipantStore::open(
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(options.path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(options.path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   impl->db.reset(raw);
   if (rc != SQLITE_OK) {
     return Status::Unavailable("cannot open " + options.path + ": " +

@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cereal/archives/portable_binary.hpp>
 #include <cerrno>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <iterator>
 #include <limits>

@@ -25,8 +25,7 @@ const saga::Definition& definition() {
           .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
           .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
           .step("confirm_order", "orders.ConfirmOrder")
-          .retry({saga::RetryPolicy::kForever, saga::Duration(100), 2.0, saga::Duration(1000),
-                  0.2})
+          .retry({saga::RetryPolicy::kForever, saga::Duration(100), 2.0, saga::Duration(1000), 0.2})
           .build()
           .value();
   return def;

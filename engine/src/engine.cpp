@@ -629,8 +629,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
       if (Status st = check_json_object(m.payload, "payload"); !st.ok())
         return reject(st.message());
     }
-    if (m.error.size() > kMaxErrorBytes || !is_valid_utf8(m.error))
-      m.error = bounded_text(m.error);
+    if (m.error.size() > kMaxErrorBytes || !is_valid_utf8(m.error)) m.error = bounded_text(m.error);
     auto p = weak_parts[std::hash<std::string>{}(m.saga_id) % weak_parts.size()].lock();
     if (!p) return;
     Input in;

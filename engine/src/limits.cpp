@@ -59,9 +59,8 @@ bool is_valid_utf8(std::string_view text) {
 
 std::string bounded_text(std::string_view text, size_t max_bytes) {
   const std::string note = " ... (cut from " + std::to_string(text.size()) + " bytes)";
-  const size_t budget = text.size() > max_bytes && max_bytes > note.size()
-                            ? max_bytes - note.size()
-                            : max_bytes;
+  const size_t budget =
+      text.size() > max_bytes && max_bytes > note.size() ? max_bytes - note.size() : max_bytes;
   std::string out;
   out.reserve(std::min(text.size(), max_bytes));
   bool cut = false;
@@ -132,8 +131,9 @@ Status check_traceparent(std::string_view tp) {
   if (tp.empty()) return Status::Ok();
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument(
-        "traceparent " + (tp.size() <= 64 ? "'" + bounded_text(tp, 64) + "'" :
-                                             "of " + std::to_string(tp.size()) + " bytes") +
+        "traceparent " +
+        (tp.size() <= 64 ? "'" + bounded_text(tp, 64) + "'"
+                         : "of " + std::to_string(tp.size()) + " bytes") +
         " is not W3C trace context (00-<32 hex>-<16 hex>-<2 hex>): " + why);
   };
   if (tp.size() != 55) return bad("wrong length");

@@ -19,7 +19,8 @@ Participant& Participant::on(const std::string& type, Handler action) {
 }
 
 Participant& Participant::on(const std::string& type, PlainHandler action) {
-  return on(type, [h = std::move(action)](const CommandContext& c, ParticipantTx&) { return h(c); });
+  return on(type,
+            [h = std::move(action)](const CommandContext& c, ParticipantTx&) { return h(c); });
 }
 
 Participant& Participant::on_compensate(const std::string& type, Handler compensation) {

@@ -267,11 +267,10 @@ class Decider {
     const StepProgress& p = progress(t.step);
     const int i = t.step;
     if (t.kind == TimerKind::kTimeout) {
-      const std::string why = "timed out after " + std::to_string(def_.steps[i].timeout.count()) +
-                              "ms" +
-                              (p.undelivered.empty()
-                                   ? std::string()
-                                   : "; the command could not be sent: " + p.undelivered);
+      const std::string why =
+          "timed out after " + std::to_string(def_.steps[i].timeout.count()) + "ms" +
+          (p.undelivered.empty() ? std::string()
+                                 : "; the command could not be sent: " + p.undelivered);
       if (!t.compensation && p.phase == StepPhase::kRunning && p.attempt == t.attempt) {
         action_failed(i, why, false, true);
       } else if (t.compensation && p.phase == StepPhase::kCompensating &&

@@ -58,10 +58,11 @@ Result<Message> decode_json(const std::string& text) {
                    str("traceparent", false, &m.traceparent), str("outcome", false, &outcome)}) {
     if (!s.ok()) return s;
   }
-  for (auto [field, value, max] :
-       {std::tuple{"type", &m.type, kMaxIdBytes}, {"saga_id", &m.saga_id, kMaxIdBytes},
-        {"reply_to", &m.reply_to, kMaxIdBytes}, {"traceparent", &m.traceparent, kMaxIdBytes},
-        {"command_id", &m.command_id, 4 * kMaxIdBytes}}) {
+  for (auto [field, value, max] : {std::tuple{"type", &m.type, kMaxIdBytes},
+                                   {"saga_id", &m.saga_id, kMaxIdBytes},
+                                   {"reply_to", &m.reply_to, kMaxIdBytes},
+                                   {"traceparent", &m.traceparent, kMaxIdBytes},
+                                   {"command_id", &m.command_id, 4 * kMaxIdBytes}}) {
     if (value->size() > max)
       return Status::InvalidArgument(std::string("field '") + field + "' is longer than " +
                                      std::to_string(max) + " bytes");

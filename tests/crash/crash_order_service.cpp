@@ -121,15 +121,16 @@ int main(int argc, char** argv) {
     return 3;
   }
   const RetryPolicy forever{RetryPolicy::kForever, Duration(20), 2.0, Duration(400), 0.2};
-  auto def = Definition::Builder("PlaceOrder")
-                 .default_timeout(Duration(1000))
-                 .default_retry({4, Duration(20), 2.0, Duration(400), 0.2})
-                 .default_compensation_retry(forever)
-                 .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
-                 .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
-                 .step("confirm_order", "orders.ConfirmOrder")
-                 .retry(forever)
-                 .build();
+  auto def =
+      Definition::Builder("PlaceOrder")
+          .default_timeout(Duration(1000))
+          .default_retry({4, Duration(20), 2.0, Duration(400), 0.2})
+          .default_compensation_retry(forever)
+          .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
+          .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
+          .step("confirm_order", "orders.ConfirmOrder")
+          .retry(forever)
+          .build();
   if (!def.ok()) return 3;
   SystemClock clock;
   EngineOptions opts;
@@ -167,16 +168,17 @@ int main(int argc, char** argv) {
     }
     const std::string input = "{\"order\":" + std::to_string(i) +
                               (i % 10 == 0 ? ",\"decline\":true}" : ",\"decline\":false}");
-    (*engine)->start({.definition = "PlaceOrder", .saga_id = "o" + std::to_string(i), .input = input},
-                     [&](Result<SagaOutcome> r) {
-                       {
-                         std::lock_guard l(mu);
-                         ++ended;
-                         if (!r.ok() || !is_terminal(r->status)) ++failed;
-                       }
-                       cv.notify_all();
-                       start_next();
-                     });
+    (*engine)->start(
+        {.definition = "PlaceOrder", .saga_id = "o" + std::to_string(i), .input = input},
+        [&](Result<SagaOutcome> r) {
+          {
+            std::lock_guard l(mu);
+            ++ended;
+            if (!r.ok() || !is_terminal(r->status)) ++failed;
+          }
+          cv.notify_all();
+          start_next();
+        });
   };
   for (int k = 0; k < window; ++k) start_next();
   std::unique_lock l(mu);

@@ -34,9 +34,9 @@ TEST(CrashTest, OrderSystemEndsConsistentAfterRepeatedSigkillOfTheService) {
   std::filesystem::create_directories(dir);
   const std::string log = dir + "/service.log";
   auto argv = [&](int run) {
-    return std::vector<std::string>{CRASH_ORDER_SERVICE, dir, "--sagas", std::to_string(sagas),
-                                    "--window", "1000", "--seed",
-                                    std::to_string(rnd.seed() % 100000 + run)};
+    return std::vector<std::string>{
+        CRASH_ORDER_SERVICE, dir,    "--sagas", std::to_string(sagas),
+        "--window",          "1000", "--seed",  std::to_string(rnd.seed() % 100000 + run)};
   };
 
   int killed = 0, finished_early = 0;

@@ -29,9 +29,9 @@ TEST(SystemClock, WallClockJumpsNeitherFireTimersEarlyNorLoseThem) {
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<int64_t> fired_after_ms{-1};
   clock.schedule(clock.now() + Duration(300), [&] {
-    fired_after_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - t0)
-                         .count();
+    fired_after_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     ++fired;
   });
   wall.offset_ms = 3600 * 1000;  // an hour ahead: no spurious timeout

@@ -257,14 +257,14 @@ TEST_F(EngineTest, SagaCompletedAfterAnOperatorRetryCarriesNoStuckReason) {
   // A retriable step after the pivot that is rejected: the saga is stuck running.
   EngineOptions opts;
   opts.manual = true;
-  opts.definitions = {Definition::Builder("Ship")
-                          .step("reserve_inventory", "inventory.ReserveItems",
-                                "inventory.ReleaseReservation")
-                          .step("charge_payment", "payment.ChargeCard")
-                          .step("confirm_order", "orders.ConfirmOrder")
-                          .retry({RetryPolicy::kForever, Duration(100), 2.0, Duration(1000), 0.2})
-                          .build()
-                          .value()};
+  opts.definitions = {
+      Definition::Builder("Ship")
+          .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
+          .step("charge_payment", "payment.ChargeCard")
+          .step("confirm_order", "orders.ConfirmOrder")
+          .retry({RetryPolicy::kForever, Duration(100), 2.0, Duration(1000), 0.2})
+          .build()
+          .value()};
   engine.reset();
   auto opened = Engine::open(opts, store, transport, clock);
   ASSERT_OK(opened);
@@ -498,7 +498,8 @@ TEST_F(EngineTest, CommandThatCannotBeSentIsRecordedInTheTimelineAndTheStuckReas
             std::string::npos)
       << timeline;
   int logged = 0;
-  for (const auto& line : logs) logged += line.find("lonely/reserve_inventory/a1") != std::string::npos;
+  for (const auto& line : logs)
+    logged += line.find("lonely/reserve_inventory/a1") != std::string::npos;
   EXPECT_EQ(logged, 1);  // the resend loop does not flood the log
 }
 
@@ -565,7 +566,8 @@ TEST_F(EngineRaces, StateOfASagaInAnotherPartitionFromACallbackDoesNotDeadlock) 
   raw = engine.get();
   std::vector<std::future<Result<SagaOutcome>>> futures;
   for (int i = 0; i < 2000; ++i) futures.push_back(engine->start(request("x" + std::to_string(i))));
-  for (auto& f : futures) ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  for (auto& f : futures)
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   EXPECT_OK(engine->close());  // on_finished runs after the futures: count once it is done
   EXPECT_EQ(answered.load(), 2000);
 }

@@ -37,9 +37,12 @@ TEST(Limits, JsonDepthCountsOnlyOutsideStringsAndStopsEarly) {
 TEST(Limits, Utf8AndBoundedText) {
   EXPECT_TRUE(is_valid_utf8("caf\xC3\xA9"));
   EXPECT_FALSE(is_valid_utf8("caf\xC3"));
-  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
-  EXPECT_EQ(bounded_text("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));      // overlong
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));  // surrogate
+  EXPECT_EQ(bounded_text("a\xFF"
+                         "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   const std::string cut = bounded_text(std::string(20 << 20, 'x'));
   EXPECT_LE(cut.size(), kMaxErrorBytes);
   EXPECT_NE(cut.find("cut from 20971520 bytes"), std::string::npos);
@@ -62,7 +65,8 @@ TEST(Limits, TraceparentFollowsW3cTraceContext) {
 
 TEST(Wire, DeeplyNestedOrOversizedMessageIsRefusedNotACrash) {
   const std::string deep = R"({"kind":"reply","type":"T","saga_id":"s","command_id":"s/x/a1",)"
-                           R"("payload":)" + nested(100000) + "}";
+                           R"("payload":)" +
+                           nested(100000) + "}";
   auto r = decode_json(deep);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("nested deeper"), std::string::npos);
@@ -81,10 +85,17 @@ TEST(Wire, DeeplyNestedOrOversizedMessageIsRefusedNotACrash) {
 
 TEST(Replay, LogHoldingDeepDataFoldsWithoutACrash) {
   std::vector<Event> log;
-  log.push_back({.type = EventType::kSagaStarted, .seq = 1, .step = 3, .attempt = 1,
-                 .detail = "PlaceOrder", .data = nested(100000)});
+  log.push_back({.type = EventType::kSagaStarted,
+                 .seq = 1,
+                 .step = 3,
+                 .attempt = 1,
+                 .detail = "PlaceOrder",
+                 .data = nested(100000)});
   log.push_back({.type = EventType::kStepDispatched, .seq = 2, .step = 0, .attempt = 1});
-  log.push_back({.type = EventType::kStepSucceeded, .seq = 3, .step = 0, .attempt = 1,
+  log.push_back({.type = EventType::kStepSucceeded,
+                 .seq = 3,
+                 .step = 0,
+                 .attempt = 1,
                  .data = nested(100000)});
   const SagaState s = replay("deep", log);
   EXPECT_EQ(s.seq, 3u);
@@ -158,8 +169,8 @@ TEST_F(HostileEngineTest, DeeplyNestedStartInputIsRefusedAndNothingIsLogged) {
 }
 
 TEST_F(HostileEngineTest, SagaIdThatIsNotUtf8OrTooLongIsRefused) {
-  for (const std::string& id : {std::string("order-\xFF"), std::string(300, 'x'),
-                                std::string("line\nbreak")}) {
+  for (const std::string& id :
+       {std::string("order-\xFF"), std::string(300, 'x'), std::string("line\nbreak")}) {
     auto r = start(id).get();
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().to_string();
@@ -197,14 +208,7 @@ TEST(ParticipantLimits, HandlerReplyDataNestedTooDeepIsAnsweredFailed) {
   ASSERT_OK(p.start());
   std::vector<Message> replies;
   ASSERT_OK(bus.subscribe("r", [&](Message m) { replies.push_back(std::move(m)); }));
-  Message m;
-  m.kind = Message::Kind::kCommand;
-  m.channel = "inventory";
-  m.type = "Deep";
-  m.saga_id = "s";
-  m.command_id = "s/deep/a1";
-  m.reply_to = "r";
-  bus.send(m, [](Status) {});
+  bus.send(testutil::command("inventory", "Deep", "s", "s/deep/a1", "r"), [](Status) {});
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].outcome, ReplyOutcome::kFailed);
   EXPECT_NE(replies[0].error.find("nested deeper"), std::string::npos);

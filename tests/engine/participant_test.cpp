@@ -34,16 +34,7 @@ class ParticipantTest : public ::testing::Test {
     ASSERT_OK(p.start());
   }
   const Message& send(const std::string& type, const std::string& id, bool comp = false) {
-    Message m;
-    m.kind = Message::Kind::kCommand;
-    m.channel = "inventory";
-    m.type = type;
-    m.saga_id = "s";
-    m.command_id = id;
-    m.reply_to = "replies";
-    m.compensation = comp;
-    m.payload = "{}";
-    bus.send(m, [](Status) {});
+    bus.send(testutil::command("inventory", type, "s", id, "replies", comp), [](Status) {});
     return replies.back();
   }
 

@@ -196,14 +196,14 @@ TEST_F(RecoveryTest, SagaWhoseDefinitionChangedUnderItsVersionIsLeftUntouched) {
   const auto events_before = sqlite->events("edited").value().size();
   {
     // Same name and version, another step order: driving the saga on it would mix the two.
-    Definition edited = Definition::Builder("PlaceOrder", 1)
-                            .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
-                            .step("reserve_inventory", "inventory.ReserveItems",
-                                  "inventory.ReleaseReservation")
-                            .step("confirm_order", "orders.ConfirmOrder")
-                            .retry({RetryPolicy::kForever, Duration(100), 2.0, Duration(1000), 0.2})
-                            .build()
-                            .value();
+    Definition edited =
+        Definition::Builder("PlaceOrder", 1)
+            .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
+            .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
+            .step("confirm_order", "orders.ConfirmOrder")
+            .retry({RetryPolicy::kForever, Duration(100), 2.0, Duration(1000), 0.2})
+            .build()
+            .value();
     ASSERT_NE(fingerprint(edited), fingerprint(testutil::place_order_definition()));
     std::vector<std::string> logs;
     EngineOptions opts;
@@ -225,7 +225,7 @@ TEST_F(RecoveryTest, SagaWhoseDefinitionChangedUnderItsVersionIsLeftUntouched) {
   }
   EXPECT_EQ(sqlite->events("edited").value().size(), events_before);
   EXPECT_TRUE(transport.sent_ids().size() <= 1u);  // nothing dispatched on the edited definition
-  open();  // the definition it started with is back
+  open();                                          // the definition it started with is back
   engine->poll();
   EXPECT_EQ(status("edited"), SagaStatus::kCompleted);
 }

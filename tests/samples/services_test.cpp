@@ -19,8 +19,8 @@ Message reserve(const std::string& saga, int attempt, bool compensation = false)
   m.command_id = command_id(saga, "reserve_inventory", compensation, attempt);
   m.reply_to = "replies";
   m.compensation = compensation;
-  m.payload = compensation ? R"({"reservation_id":"res-)" + saga + "\"}"
-                           : R"({"sku":"widget","qty":2})";
+  m.payload =
+      compensation ? R"({"reservation_id":"res-)" + saga + "\"}" : R"({"sku":"widget","qty":2})";
   return m;
 }
 

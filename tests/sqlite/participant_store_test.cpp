@@ -90,17 +90,8 @@ class DurableParticipantTest : public ::testing::Test {
     open();
   }
   Message send(const std::string& type, const std::string& id, bool comp = false) {
-    Message m;
-    m.kind = Message::Kind::kCommand;
-    m.channel = "inventory";
-    m.type = type;
-    m.saga_id = "s";
-    m.command_id = id;
-    m.reply_to = "replies";
-    m.compensation = comp;
-    m.payload = "{}";
     const size_t before = replies.size();
-    gate.send(m, [](Status) {});
+    gate.send(testutil::command("inventory", type, "s", id, "replies", comp), [](Status) {});
     return replies.size() > before ? replies.back() : Message{};
   }
   long long ledger(const std::string& kind) {

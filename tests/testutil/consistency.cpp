@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <limits>
 #include <map>
 #include <set>
 
@@ -93,11 +94,24 @@ ConsistencyReport check_order_system(const OrderSystemFiles& files,
       continue;
     }
     bool completed_event = false, compensated_event = false;
+    std::set<int> dispatched;
+    int last_compensated_step = std::numeric_limits<int>::max();
     for (size_t i = 0; i < events->size(); ++i) {
       const Event& e = (*events)[i];
-      if (e.seq != i + 1) fail("event " + std::to_string(i + 1) + " has seq " + std::to_string(e.seq));
+      if (e.seq != i + 1)
+        fail("event " + std::to_string(i + 1) + " has seq " + std::to_string(e.seq));
       completed_event |= e.type == EventType::kSagaCompleted;
       compensated_event |= e.type == EventType::kSagaCompensated;
+      if (e.type == EventType::kStepDispatched) dispatched.insert(e.step);
+      if (e.type == EventType::kCompensationDispatched) {
+        // Only for a step that ran (or may have: it was dispatched), in reverse order.
+        if (!dispatched.count(e.step))
+          fail("compensation of step " + std::to_string(e.step) + " before the step ran");
+        if (e.step > last_compensated_step)
+          fail("compensation of step " + std::to_string(e.step) + " after step " +
+               std::to_string(last_compensated_step) + "'s: not in reverse order");
+        last_compensated_step = e.step;
+      }
     }
     if (completed_event && compensated_event) fail("both completed and compensated");
     const SagaState s = replay(id, *events);
@@ -120,8 +134,11 @@ ConsistencyReport check_order_system(const OrderSystemFiles& files,
     r.charged += charge;
     r.refunded += refund;
     r.confirmed += confirm;
-    for (auto [kind, count] : {std::pair{"reserve", reserve}, {"release", release},
-                               {"charge", charge}, {"refund", refund}, {"confirm", confirm}})
+    for (auto [kind, count] : {std::pair{"reserve", reserve},
+                               {"release", release},
+                               {"charge", charge},
+                               {"refund", refund},
+                               {"confirm", confirm}})
       if (count > 1) fail(std::string(kind) + " applied " + std::to_string(count) + " times");
     if (refund > charge) fail("refunded without a charge");
     if (release > reserve) fail("released without a reservation");

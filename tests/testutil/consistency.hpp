@@ -26,7 +26,8 @@ struct ConsistencyReport {
 };
 
 // Checks, for every id in `expected` (none may be lost): terminal; not both completed and
-// compensated; events numbered 1..n; summary row equal to the fold of the log; each action and
+// compensated; events numbered 1..n; summary row equal to the fold of the log; compensations
+// dispatched in reverse step order and only for steps that were dispatched; each action and
 // compensation applied at most once; a completed saga reserved, charged and confirmed exactly
 // once and never released or refunded; a compensated saga never confirmed, its reservation
 // released if made, its charge refunded if made, no refund without a charge; `declined` sagas

@@ -41,7 +41,7 @@ class OrderParticipants {
   Status start();
   Ledger ledger;
   bool payment_down = false;
-  bool release_down = false;   // ReleaseReservation fails technically while set
+  bool release_down = false;     // ReleaseReservation fails technically while set
   bool confirm_refused = false;  // ConfirmOrder is rejected while set
   // Test doubles of the participants' records (their effects are the in-memory ledger).
   testing::VolatileParticipantStore inventory_record, payment_record, orders_record;

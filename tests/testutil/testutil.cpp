@@ -46,6 +46,21 @@ static std::string slurp(const std::string& path) {
   return s.str();
 }
 
+Message command(const std::string& channel, const std::string& type, const std::string& saga_id,
+                const std::string& command_id, const std::string& reply_to, bool compensation,
+                const std::string& payload) {
+  Message m;
+  m.kind = Message::Kind::kCommand;
+  m.channel = channel;
+  m.type = type;
+  m.saga_id = saga_id;
+  m.command_id = command_id;
+  m.reply_to = reply_to;
+  m.compensation = compensation;
+  m.payload = payload;
+  return m;
+}
+
 CommandOutcome run_command(const std::string& command) {
   const std::string out = temp_path("stdout");
   const std::string err = temp_path("stderr");

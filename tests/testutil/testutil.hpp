@@ -43,6 +43,11 @@ Status status_of(const Result<T>& r) {
   return r.status();
 }
 
+// A command as the orchestrator sends it to `channel`, answered to `reply_to`.
+Message command(const std::string& channel, const std::string& type, const std::string& saga_id,
+                const std::string& command_id, const std::string& reply_to,
+                bool compensation = false, const std::string& payload = "{}");
+
 // A fresh file path under the test's temporary directory; removes leftovers of earlier runs.
 std::string temp_path(const std::string& name);
 

@@ -117,8 +117,8 @@ struct SagaState {
   uint32_t seq = 0;  // events applied
   TimePoint started_at{};
   TimePoint updated_at{};
-  std::string reason;   // why it failed, got stuck or was aborted (what it ends with)
-  std::string failure;  // the step failure that started compensation, kept across retries
+  std::string reason;       // why it failed, got stuck or was aborted (what it ends with)
+  std::string failure;      // the step failure that started compensation, kept across retries
   std::string fingerprint;  // of the definition it started with (empty: not recorded)
 
   bool operator==(const SagaState&) const = default;

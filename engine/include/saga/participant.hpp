@@ -79,7 +79,7 @@ class Participant {
  private:
   void handle(Message m);
   Result<ParticipantReply> apply_rules(ParticipantStore::Transaction& tx, const Message& m,
-                               const CommandContext& ctx, StepRecord& rec);
+                                       const CommandContext& ctx, StepRecord& rec);
   void send_reply(Message reply);
   std::vector<std::string> take_acked();
 

@@ -38,8 +38,8 @@ struct ParticipantReply {
 
 // What a participant remembers of one saga step (saga id + step name).
 struct StepRecord {
-  bool action_done = false;     // the action succeeded; later attempts get action_reply
-  bool compensated = false;     // compensated, or fenced by a compensation of an unseen action
+  bool action_done = false;  // the action succeeded; later attempts get action_reply
+  bool compensated = false;  // compensated, or fenced by a compensation of an unseen action
   ParticipantReply action_reply;
 
   bool operator==(const StepRecord&) const = default;

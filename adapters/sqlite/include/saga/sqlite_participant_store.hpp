@@ -35,13 +35,13 @@ namespace saga {
 class SqlArg {
  public:
   enum class Kind : uint8_t { kNull, kInt, kReal, kText };
-  SqlArg(std::nullptr_t) : kind_(Kind::kNull) {}           // NOLINT: implicit by design
-  SqlArg(int v) : kind_(Kind::kInt), i_(v) {}              // NOLINT
-  SqlArg(long v) : kind_(Kind::kInt), i_(v) {}             // NOLINT
-  SqlArg(long long v) : kind_(Kind::kInt), i_(v) {}        // NOLINT
-  SqlArg(double v) : kind_(Kind::kReal), d_(v) {}          // NOLINT
-  SqlArg(std::string_view v) : kind_(Kind::kText), s_(v) {}  // NOLINT
-  SqlArg(const char* v) : kind_(Kind::kText), s_(v) {}       // NOLINT
+  SqlArg(std::nullptr_t) : kind_(Kind::kNull) {}               // NOLINT: implicit by design
+  SqlArg(int v) : kind_(Kind::kInt), i_(v) {}                  // NOLINT
+  SqlArg(long v) : kind_(Kind::kInt), i_(v) {}                 // NOLINT
+  SqlArg(long long v) : kind_(Kind::kInt), i_(v) {}            // NOLINT
+  SqlArg(double v) : kind_(Kind::kReal), d_(v) {}              // NOLINT
+  SqlArg(std::string_view v) : kind_(Kind::kText), s_(v) {}    // NOLINT
+  SqlArg(const char* v) : kind_(Kind::kText), s_(v) {}         // NOLINT
   SqlArg(const std::string& v) : kind_(Kind::kText), s_(v) {}  // NOLINT
   Kind kind() const { return kind_; }
   int64_t integer() const { return i_; }
