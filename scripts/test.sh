@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the test suite: the normal build, then ASan+UBSan, then ThreadSanitizer for
-# the engine's suites (labels unit, sqlite, crash). SAGA_SKIP_ASAN=1 / SAGA_SKIP_TSAN=1 skip
+# the engine's suites (labels unit, sqlite, crash, fault). SAGA_SKIP_ASAN=1 / SAGA_SKIP_TSAN=1 skip
 # those. Extra arguments go to ctest, e.g. `scripts/test.sh -L crash`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,6 @@ if [ "${SAGA_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run asan "$@"
 fi
 if [ "${SAGA_SKIP_TSAN:-0}" != 1 ]; then
-  if [ $# -eq 0 ]; then set -- -L 'unit|sqlite|crash'; fi
+  if [ $# -eq 0 ]; then set -- -L 'unit|sqlite|crash|fault'; fi
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run tsan "$@"
 fi

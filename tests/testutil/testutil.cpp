@@ -135,6 +135,23 @@ bool FaultyTransport::release_one() {
   return true;
 }
 
+bool FaultyTransport::release_random(std::mt19937_64& rng, double dup) {
+  std::pair<Message, Completion> item;
+  bool twice;
+  {
+    std::lock_guard l(mu_);
+    if (held_.empty()) return false;
+    const size_t i = std::uniform_int_distribution<size_t>(0, held_.size() - 1)(rng);
+    item = std::move(held_[i]);
+    held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(i));
+    twice = std::uniform_real_distribution<double>(0, 1)(rng) < dup;
+    sent_.push_back(item.first);
+  }
+  if (twice) TransportWrapper::send(item.first, [](Status) {});
+  TransportWrapper::send(std::move(item.first), std::move(item.second));
+  return true;
+}
+
 std::vector<std::string> FaultyTransport::sent_ids() const {
   std::lock_guard l(mu_);
   std::vector<std::string> ids;

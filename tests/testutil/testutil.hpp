@@ -138,6 +138,8 @@ class FaultyTransport : public TransportWrapper {
   }
   // Sends the oldest held message on to the target; false when none is held.
   bool release_one();
+  // Sends a held message picked at random, twice with probability `dup`; false when none.
+  bool release_random(std::mt19937_64& rng, double dup);
   void release_all() {
     while (release_one()) {
     }
