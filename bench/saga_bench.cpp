@@ -1,4 +1,4 @@
-// saga-bench: the reference workload of shared/workload.md. Embedded mode: SQLite event log
+// saga-bench: the reference workload (README "Benchmark"). Embedded mode: SQLite event log
 // (synchronous=FULL unless told otherwise), in-memory transport, participants in-process doing
 // a map update. Verifies the end counts and prints one JSON line per run.
 #include <CLI/CLI.hpp>
@@ -95,7 +95,7 @@ double percentile(std::vector<double>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"saga-bench: the order-saga reference workload (shared/workload.md)"};
+  CLI::App app{"saga-bench: the order-saga reference workload"};
   std::string mode = "embedded", run = "throughput", sync = "full", db;
   int sagas = 0, inflight = 0, partitions = 1, max_batch = 2048;
   app.add_option("--mode", mode, "embedded (kafka comes with the Kafka transport)")
