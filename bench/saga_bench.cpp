@@ -112,13 +112,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   app.add_option("--max-batch", max_batch, "Decisions per commit, at most")
       ->check(CLI::Range(1, 1'000'000));
+  bool overwrite = false;
   app.add_option("--db", db, "Event log file (default: a fresh file in the temp folder)");
+  app.add_flag("--overwrite", overwrite, "Replace the --db file if it exists");
   CLI11_PARSE(app, argc, argv);
   if (sagas == 0) sagas = run == "throughput" ? 50000 : 2000;
   if (inflight == 0) inflight = run == "throughput" ? 64 : 1;
 
   namespace fs = std::filesystem;
-  if (db.empty()) db = (fs::temp_directory_path() / "saga-bench.db").string();
+  if (db.empty()) {
+    db = (fs::temp_directory_path() / "saga-bench.db").string();
+    overwrite = true;  // our own scratch file
+  }
+  if (fs::exists(db) && !overwrite) {
+    std::cerr << "saga-bench: " << db
+              << " exists; refusing to replace it (a saga log?). Pass --overwrite to replace it.\n";
+    return 2;
+  }
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix);
   SqliteOptions so{.path = db};
   so.sync = sync == "full"     ? SqliteOptions::Sync::kFull
