@@ -130,7 +130,6 @@ std::optional<std::string> SqliteTx::query_text(std::string_view sql,
 }
 
 struct SqliteParticipantStore::Impl {
-  SqliteOptions options;
   std::unique_ptr<sqlite3, DbCloser> db;  // closed after the statements below
   SqliteTx::Cache cache;                  // the handlers' statements
   std::mutex mu;                          // held by the open transaction
@@ -291,7 +290,6 @@ Result<std::unique_ptr<SqliteParticipantStore>> SqliteParticipantStore::open(
   if (options.read_only)
     return Status::InvalidArgument("SqliteParticipantStore: read_only is not supported");
   auto impl = std::make_unique<Impl>();
-  impl->options = options;
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(options.path.c_str(), &raw,
@@ -305,11 +303,8 @@ Result<std::unique_ptr<SqliteParticipantStore>> SqliteParticipantStore::open(
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
-  const char* sync = options.sync == SqliteOptions::Sync::kFull     ? "PRAGMA synchronous=FULL"
-                     : options.sync == SqliteOptions::Sync::kNormal ? "PRAGMA synchronous=NORMAL"
-                                                                    : "PRAGMA synchronous=OFF";
   Status st = impl->exec("PRAGMA journal_mode=WAL");
-  if (st.ok()) st = impl->exec(sync);
+  if (st.ok()) st = impl->exec(synchronous_pragma(options.sync));
   if (st.ok()) st = impl->exec("BEGIN IMMEDIATE");
   if (st.ok()) st = impl->exec(kSchema);
   if (st.ok()) {

@@ -385,10 +385,7 @@ Status SqliteStore::Impl::configure() {
     return Status::FailedPrecondition(options.path + ": cannot use WAL (journal_mode " + mode +
                                       ")");
   }
-  const char* sync = options.sync == SqliteOptions::Sync::kFull     ? "PRAGMA synchronous=FULL"
-                     : options.sync == SqliteOptions::Sync::kNormal ? "PRAGMA synchronous=NORMAL"
-                                                                    : "PRAGMA synchronous=OFF";
-  return exec(sync, "synchronous");
+  return exec(synchronous_pragma(options.sync), "synchronous");
 }
 
 // One transaction per migration; the version is read again under the write lock so that two

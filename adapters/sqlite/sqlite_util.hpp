@@ -8,9 +8,22 @@
 #include <string>
 #include <string_view>
 
+#include "saga/sqlite_store.hpp"
 #include "saga/status.hpp"
 
 namespace saga::sqlite_detail {
+
+inline const char* synchronous_pragma(SqliteOptions::Sync sync) {
+  switch (sync) {
+    case SqliteOptions::Sync::kFull:
+      return "PRAGMA synchronous=FULL";
+    case SqliteOptions::Sync::kNormal:
+      return "PRAGMA synchronous=NORMAL";
+    case SqliteOptions::Sync::kOff:
+      break;
+  }
+  return "PRAGMA synchronous=OFF";
+}
 
 // Busy, locked, I/O and disk-full errors can pass; everything else is a bug or bad data.
 inline Status sqlite_error(sqlite3* db, int rc, std::string_view what) {
