@@ -293,7 +293,8 @@ Result<std::unique_ptr<SqliteParticipantStore>> SqliteParticipantStore::open(
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(options.path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      options.vfs.empty() ? nullptr : options.vfs.c_str());
   impl->db.reset(raw);
   if (rc != SQLITE_OK) {
     return Status::Unavailable("cannot open " + options.path + ": " +

@@ -362,19 +362,22 @@ Status SqliteStore::Impl::configure() {
                                       " is newer than this build supports (" +
                                       std::to_string(kSchemaVersion) + ")");
   }
-  if (options.read_only) {
-    if (version == 0) return Status::FailedPrecondition(options.path + ": not a saga store");
-    return Status::Ok();
-  }
   if (version == 0) {
     auto objects = query_int("SELECT count(*) FROM sqlite_master");
     if (!objects.ok()) return objects.status();
+    if (options.read_only && *objects == 0) {
+      return Status::NotFound(options.path +
+                              ": no saga log in it yet (an empty database: no engine has "
+                              "committed to it)");
+    }
     if (*objects > 0) {
       return Status::FailedPrecondition(
           options.path + ": not a saga log (it holds " + std::to_string(*objects) +
-          " tables or indexes of something else); refusing to add the saga tables to it");
+          " tables or indexes of something else)" +
+          (options.read_only ? "" : "; refusing to add the saga tables to it"));
     }
   }
+  if (options.read_only) return Status::Ok();
 
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(h(), "PRAGMA journal_mode=WAL", -1, &raw, nullptr);
@@ -476,18 +479,47 @@ Status SqliteStore::Impl::prepare_all() {
   return Status::Ok();
 }
 
+namespace {
+bool needs_wal_recovery(sqlite3* db) {
+  if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) ==
+      SQLITE_OK)
+    return false;
+  const int code = sqlite3_extended_errcode(db);
+  return code == SQLITE_READONLY_RECOVERY || code == SQLITE_READONLY_CANTINIT ||
+         code == SQLITE_READONLY_ROLLBACK;
+}
+}  // namespace
+
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   const int flags =
       options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(options.path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(options.path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX,
+                           options.vfs.empty() ? nullptr : options.vfs.c_str());
   impl->db.reset(raw);
   if (rc != SQLITE_OK) {
     Status st = sqlite_error(raw, rc, "open " + options.path);
     if ((rc & 0xff) == SQLITE_CANTOPEN) return Status::NotFound(st.message());
     return st;
+  }
+  if (options.read_only && needs_wal_recovery(raw)) {
+    // A writer died leaving a WAL to index or a hot journal to roll back, which a read-only
+    // connection cannot do. Read through one that may recover what was committed but writes
+    // nothing new: query_only, and no checkpoint when it closes.
+    impl->db.reset();
+    rc = sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                         options.vfs.empty() ? nullptr : options.vfs.c_str());
+    impl->db.reset(raw);
+    if (rc != SQLITE_OK) {
+      return sqlite_error(raw, rc,
+                          "open " + options.path +
+                              " (its writer stopped without closing it; reading it needs write "
+                              "access to recover what was committed)");
+    }
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    sqlite3_exec(raw, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
   }
   if (!options.read_only) {
     if (Status st = impl->lock_writer(); !st.ok()) return st;

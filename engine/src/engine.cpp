@@ -42,6 +42,7 @@ struct Counters {
   std::atomic<uint64_t> commits{0}, commit_failures{0}, events_written{0}, decisions{0};
   std::atomic<uint64_t> commands_sent{0}, send_failures{0};
   std::atomic<int64_t> active{0}, backlog{0};
+  std::atomic<int64_t> failing{0};  // partitions whose last commit failed
 };
 
 }  // namespace
@@ -138,6 +139,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
   std::vector<std::string> finished;
   std::vector<std::function<void(Status)>> after_commit;  // Ok once committed, else why not
   bool flush_scheduled = false;
+  // Why the last commit failed, and how many failed in a row: while the log cannot be written
+  // the partition takes no new sagas (it would only grow a batch it cannot commit).
+  Status write_error;
+  uint64_t failed_in_a_row = 0;
   // Set once the engine is destroyed without close(): queued handlers answer and do nothing.
   bool draining = false;
 
@@ -163,6 +168,12 @@ struct Partition : std::enable_shared_from_this<Partition> {
       } else {  // running, or finished but not committed yet: answered by finish()
         it->second.waiters.push_back(std::move(done));
       }
+      return;
+    }
+    if (!write_error.ok()) {
+      done(Status::Unavailable(
+          "saga '" + req.saga_id + "' not started: the saga log cannot be written (" +
+          write_error.message() + "); nothing was recorded, start it again later"));
       return;
     }
     if (unloaded.count(req.saga_id)) {
@@ -305,8 +316,14 @@ struct Partition : std::enable_shared_from_this<Partition> {
     Status st = impl.store.commit(batch);
     if (!st.ok()) {
       impl.counters.commit_failures++;
-      impl.log("commit of " + std::to_string(batch.sagas.size()) +
-               " decisions failed, will retry: " + st.to_string());
+      if (failed_in_a_row++ == 0) {  // once per outage, not once per retry
+        impl.counters.failing++;
+        impl.log("the saga log cannot be written: " + st.to_string() + "; " +
+                 std::to_string(batch.sagas.size()) +
+                 " decisions wait (none acted on), new sagas are refused; retrying every " +
+                 std::to_string(impl.opts.resend_delay.count()) + " ms");
+      }
+      write_error = st;
       // Keep everything; new decisions join this batch. Nothing leaves before the commit.
       flush_scheduled = true;
       std::weak_ptr<Partition> weak = weak_from_this();
@@ -338,6 +355,13 @@ struct Partition : std::enable_shared_from_this<Partition> {
 
   // After a successful commit of `batch`: timers, sends, callbacks.
   void committed() {
+    if (failed_in_a_row > 0) {
+      impl.log("the saga log is writable again after " + std::to_string(failed_in_a_row) +
+               " failed commits");
+      impl.counters.failing--;
+      failed_in_a_row = 0;
+      write_error = Status::Ok();
+    }
     impl.counters.commits++;
     impl.counters.decisions += batch.sagas.size();
     for (const auto& w : batch.sagas) impl.counters.events_written += w.events.size();
@@ -829,6 +853,7 @@ EngineMetrics Engine::metrics() const {
   m.send_failures = c.send_failures;
   m.active = static_cast<uint64_t>(std::max<int64_t>(0, c.active));
   m.outbox_backlog = static_cast<uint64_t>(std::max<int64_t>(0, c.backlog));
+  m.partitions_failing = static_cast<uint64_t>(std::max<int64_t>(0, c.failing));
   return m;
 }
 

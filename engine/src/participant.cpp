@@ -173,6 +173,7 @@ void Participant::handle(Message m) {
     std::lock_guard l(mu_);
     // One local transaction: the record, the business effect and the reply commit together.
     Status st;
+    bool uncertain = false;  // COMMIT failed: the effect may still be durable (fsync error)
     auto tx = store_.begin();
     if (tx.ok()) {
       ParticipantStore::Transaction& t = **tx;
@@ -194,10 +195,19 @@ void Participant::handle(Message m) {
           reply.error = r->error;
           st = t.record(m.saga_id, parts.step, *rec, reply);
         }
-        if (st.ok()) st = t.commit();
+        if (st.ok()) {
+          st = t.commit();
+          uncertain = !st.ok();
+        }
       }
     } else {
       st = tx.status();
+    }
+    if (uncertain) {
+      // No answer: `failed` would tell the orchestrator the step was not applied. Its timeout
+      // treats the step as possibly applied; the retry is answered from the record if it is.
+      stats_.store_failures++;
+      return;
     }
     if (!st.ok()) {
       // Nothing was applied or recorded: a technical failure the orchestrator may retry.

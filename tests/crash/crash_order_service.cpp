@@ -1,13 +1,13 @@
 // crash-order-service: the embedded order service the crash test kills with SIGKILL and
 // restarts. The engine (SQLite log, synchronous=FULL) and three in-process participants, each
-// on its own SQLite file with an append-only ledger and nothing idempotent in its own code:
-// the participant SDK's record is all that stands between a re-sent command and a duplicate.
+// on its own SQLite file with an append-only ledger.
 // The bus loses and duplicates messages at random, so timeouts, retries and compensations of
 // possibly applied steps happen too.
 //
 // Every run starts sagas o0..o{N-1} (idempotent on the id: those already in the log are joined
 // or answered), keeps `--window` in flight, and exits 0 once all have ended.
-// Built only on the public headers and targets (saga::engine, saga::sqlite, saga::memory).
+// The participants and their ledgers are testutil's LedgerParticipants (the fault tests run
+// the same system in one process).
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -21,6 +21,7 @@
 #include "saga/participant.hpp"
 #include "saga/sqlite_participant_store.hpp"
 #include "saga/sqlite_store.hpp"
+#include "testutil/ledger_system.hpp"
 
 using namespace saga;
 
@@ -51,27 +52,6 @@ class LossyBus : public TransportWrapper {
   double drop_, dup_;
 };
 
-std::unique_ptr<SqliteParticipantStore> open_ledger(const std::string& path) {
-  auto db = SqliteParticipantStore::open({.path = path});
-  if (!db.ok()) {
-    std::fprintf(stderr, "%s\n", db.status().to_string().c_str());
-    std::exit(3);
-  }
-  Status st = (*db)->run([](SqliteTx& tx) {
-    tx.exec("CREATE TABLE IF NOT EXISTS ledger(saga_id TEXT NOT NULL, kind TEXT NOT NULL)");
-  });
-  if (!st.ok()) std::exit(3);
-  return std::move(*db);
-}
-
-// A handler that appends one ledger row and succeeds.
-Participant::Handler append(const char* kind, std::string data = "{}") {
-  return [kind, data](const CommandContext& c, ParticipantTx& tx) {
-    SqliteTx::of(tx).exec("INSERT INTO ledger VALUES(?1, ?2)", {c.saga_id, kind});
-    return ParticipantReply::ok(data);
-  };
-}
-
 int flag(int argc, char** argv, const std::string& name, int fallback) {
   for (int i = 1; i + 1 < argc; ++i)
     if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
@@ -94,47 +74,18 @@ int main(int argc, char** argv) {
 
   MemoryTransport bus;
   LossyBus lossy(&bus, static_cast<uint64_t>(seed), drop, dup);
-  auto inventory_db = open_ledger(dir + "/inventory.db");
-  auto payment_db = open_ledger(dir + "/payment.db");
-  auto orders_db = open_ledger(dir + "/orders.db");
-  Participant inventory(lossy, "inventory", *inventory_db);
-  Participant payment(lossy, "payment", *payment_db);
-  Participant orders(lossy, "orders", *orders_db);
-  inventory.on("ReserveItems", append("reserve", R"({"reservation_id":"r"})"));
-  inventory.on_compensate("ReleaseReservation", append("release"));
-  std::atomic<uint64_t> calls{0};
-  payment.on("ChargeCard", [&calls](const CommandContext& c, ParticipantTx& tx) {
-    if (c.payload.find("\"decline\":true") != std::string::npos)
-      return ParticipantReply::rejected("card declined");
-    if (++calls % 17 == 0) return ParticipantReply::failed("gateway busy");  // retried
-    SqliteTx::of(tx).exec("INSERT INTO ledger VALUES(?1, 'charge')", {c.saga_id});
-    return ParticipantReply::ok(R"({"payment_id":"p"})");
-  });
-  payment.on_compensate("RefundPayment", append("refund"));
-  orders.on("ConfirmOrder", append("confirm"));
-  // Participants first: their unsent replies go out before the engine re-sends its commands.
-  for (Participant* p : {&inventory, &payment, &orders}) (void)p->start();
+  testutil::LedgerParticipants participants(lossy, testutil::OrderSystemFiles::in(dir), {});
+  (void)participants.start();
 
   auto log = SqliteStore::open({.path = dir + "/saga-log.db"});
   if (!log.ok()) {
     std::fprintf(stderr, "%s\n", log.status().to_string().c_str());
     return 3;
   }
-  const RetryPolicy forever{RetryPolicy::kForever, Duration(20), 2.0, Duration(400), 0.2};
-  auto def =
-      Definition::Builder("PlaceOrder")
-          .default_timeout(Duration(1000))
-          .default_retry({4, Duration(20), 2.0, Duration(400), 0.2})
-          .default_compensation_retry(forever)
-          .step("reserve_inventory", "inventory.ReserveItems", "inventory.ReleaseReservation")
-          .step("charge_payment", "payment.ChargeCard", "payment.RefundPayment")
-          .step("confirm_order", "orders.ConfirmOrder")
-          .retry(forever)
-          .build();
-  if (!def.ok()) return 3;
+  const Definition def = testutil::ledger_order_definition();
   SystemClock clock;
   EngineOptions opts;
-  opts.definitions = {*def};
+  opts.definitions = {def};
   opts.partitions = 2;
   opts.log = [](const std::string&) {};  // lost messages are expected here
   auto engine = Engine::open(opts, **log, lossy, clock);
@@ -166,8 +117,7 @@ int main(int argc, char** argv) {
       if (next >= todo.size()) return;
       i = todo[next++];
     }
-    const std::string input = "{\"order\":" + std::to_string(i) +
-                              (i % 10 == 0 ? ",\"decline\":true}" : ",\"decline\":false}");
+    const std::string input = testutil::order_input(i);
     (*engine)->start(
         {.definition = "PlaceOrder", .saga_id = "o" + std::to_string(i), .input = input},
         [&](Result<SagaOutcome> r) {

@@ -7,6 +7,7 @@
 
 #include "saga/memory.hpp"
 #include "saga/participant.hpp"
+#include "testutil/sim_disk.hpp"
 #include "testutil/testutil.hpp"
 
 namespace saga {
@@ -54,7 +55,7 @@ class DurableParticipantTest : public ::testing::Test {
   void TearDown() override { close(); }
 
   void open() {
-    auto s = SqliteParticipantStore::open({.path = path});
+    auto s = SqliteParticipantStore::open({.path = path, .vfs = vfs});
     ASSERT_OK(s);
     store = std::move(*s);
     ASSERT_OK(store->run([](SqliteTx& tx) {
@@ -98,7 +99,7 @@ class DurableParticipantTest : public ::testing::Test {
     return committed_rows(path, "SELECT count(*) FROM ledger WHERE kind = '" + kind + "'");
   }
 
-  std::string path;
+  std::string path, vfs;
   MemoryTransport bus;
   ReplyGate gate{&bus};
   std::unique_ptr<SqliteParticipantStore> store;
@@ -188,6 +189,23 @@ TEST_F(DurableParticipantTest, RepliesNotAcknowledgedAreSentAgainAfterARestart) 
   restart();  // acknowledged now: not sent a third time
   EXPECT_EQ(replies.size(), 1u);
   EXPECT_EQ(actions, 1);
+}
+
+// A COMMIT that fails (here its fsync) may still be durable: answering `failed` would tell the
+// orchestrator the step was not applied, and a compensation would skip it. No answer instead:
+// the orchestrator's timeout treats the step as possibly applied.
+TEST_F(DurableParticipantTest, CommandWhoseCommitFailsIsNotAnsweredFailed) {
+  testutil::SimDisk disk("participant-disk");
+  vfs = disk.name();
+  restart();
+  disk.set_syncs_fail(true);
+  send("Reserve", "s/reserve/a1");
+  EXPECT_EQ(replies.size(), 0u);
+  EXPECT_EQ(p->stats().store_failures, 1u);
+  disk.set_syncs_fail(false);
+  EXPECT_EQ(send("Reserve", "s/reserve/a2").outcome, ReplyOutcome::kOk);
+  EXPECT_EQ(ledger("reserve"), 1);
+  close();  // before the disk goes
 }
 
 TEST_F(DurableParticipantTest, HandlerThatEndsTheTransactionIsAnsweredFailed) {

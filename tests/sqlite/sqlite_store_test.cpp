@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <thread>
@@ -249,6 +251,67 @@ TEST(SqliteStore, SecondWriterInAnotherProcessIsRefused) {
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// sagactl after a crash: the writer died with its WAL (and, after a reboot, no -shm); a read-only
+// connection alone cannot index it. Before, the reader failed with "attempt to write a readonly
+// database".
+TEST(SqliteStore, ReaderOpensTheLogOfAWriterThatDiedAndSeesWhatItCommitted) {
+  const std::string path = temp_path("died.db");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = SqliteStore::open({.path = path});
+    WriteBatch batch;
+    batch.sagas = {write_of("a", 1, 3)};
+    _exit(store.ok() && (*store)->commit(batch).ok() ? 0 : 1);  // no close: like a kill
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::filesystem::remove(path + "-shm");  // a reboot
+  ASSERT_TRUE(std::filesystem::exists(path + "-wal"));
+
+  auto reader = SqliteStore::open({.path = path, .read_only = true});
+  ASSERT_OK(reader);
+  EXPECT_EQ((*reader)->events("a").value().size(), 3u);
+  EXPECT_FALSE((*reader)->commit(WriteBatch{{write_of("b", 1, 1)}, {}}).ok());
+  reader->reset();
+  EXPECT_TRUE(std::filesystem::exists(path + "-wal")) << "the reader checkpointed the log";
+}
+
+// A writer killed inside its first transaction, before the log switched to WAL, leaves a hot
+// rollback journal. Before, a reader failed with "attempt to write a readonly database".
+TEST(SqliteStore, ReaderRollsBackTheHotJournalOfAWriterKilledInItsFirstTransaction) {
+  const std::string path = temp_path("hot-journal.db");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_exec(db,
+                 "PRAGMA cache_size=2; BEGIN; CREATE TABLE big(v); WITH RECURSIVE n(i) AS "
+                 "(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+                 "INSERT INTO big SELECT randomblob(1000) FROM n;",
+                 nullptr, nullptr, nullptr);
+    _exit(0);  // mid-transaction, pages spilled to the file: like a kill
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(std::filesystem::exists(path + "-journal"));
+
+  auto reader = SqliteStore::open({.path = path, .read_only = true});
+  EXPECT_EQ(reader.status().code(), Code::kNotFound) << reader.status().to_string();
+}
+
+TEST(SqliteStore, ReaderOfAnEmptyFileIsToldThereIsNoLogInItYet) {
+  const std::string path = temp_path("empty.db");
+  { std::ofstream touch(path); }
+  auto reader = SqliteStore::open({.path = path, .read_only = true});
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.status().code(), Code::kNotFound);
+  EXPECT_NE(reader.status().message().find("no saga log in it yet"), std::string::npos)
+      << reader.status().to_string();
 }
 
 TEST(SqliteStore, ForeignDatabaseIsRefusedNotMigrated) {

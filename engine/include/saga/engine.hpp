@@ -73,6 +73,9 @@ struct EngineMetrics {
   uint64_t commands_sent = 0, send_failures = 0;
   uint64_t active = 0;          // sagas held in memory
   uint64_t outbox_backlog = 0;  // commands committed but not yet acknowledged by the broker
+  // Partitions whose last commit failed (disk full, I/O error): they refuse new sagas with
+  // kUnavailable and retry the commit every resend_delay until it succeeds.
+  uint64_t partitions_failing = 0;
 };
 
 class Engine {

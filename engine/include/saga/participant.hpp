@@ -49,7 +49,9 @@ struct ParticipantStats {
   uint64_t noop_compensations = 0;  // compensation of an action never seen
   uint64_t refused_actions = 0;     // action after its compensation
   uint64_t undecodable = 0;
-  uint64_t store_failures = 0;  // the local transaction failed; answered `failed`, unrecorded
+  // The local transaction failed: answered `failed` (nothing recorded), or not answered at all
+  // when COMMIT itself failed (the effect may be durable; the orchestrator's timeout decides).
+  uint64_t store_failures = 0;
   uint64_t replies_resent = 0;  // unsent replies sent again at start()
 };
 

@@ -19,6 +19,8 @@ struct SqliteOptions {  // also used by SqliteParticipantStore
   Sync sync = Sync::kFull;
   int busy_timeout_ms = 5000;
   bool read_only = false;  // sagactl inspection: no migration, no writes
+  // Name of a registered SQLite VFS to open the file through (empty: SQLite's default).
+  std::string vfs;
 };
 
 class SqliteStore : public EventStore {
