@@ -223,6 +223,24 @@ TEST_F(EngineTest, CompensationThatNeverGetsThroughLeavesSagaStuck) {
   EXPECT_NE(r->reason.find("charge_payment"), std::string::npos) << r->reason;
 }
 
+TEST_F(EngineTest, CompensationFailingTwiceThenSucceedingUndoesTheStepOnce) {
+  participants.release_failures = 2;  // the policy allows 3 attempts
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "k", .input = order(1, true)});
+  engine->poll();
+  for (int i = 0; i < 10; ++i) {
+    clock.advance(Duration(1000));
+    engine->poll();
+  }
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kCompensated) << r->reason;
+  EXPECT_NE(r->reason.find("card declined"), std::string::npos) << r->reason;
+  auto& l = participants.ledger;
+  EXPECT_EQ(participants.release_failures, 0);
+  EXPECT_EQ(l.count(l.released, "k"), 1);
+  EXPECT_EQ(l.count(l.reserved, "k"), 1);
+}
+
 TEST_F(EngineTest, StuckSagaIsReportedAndCanBeRetriedThroughTheApi) {
   participants.release_down = true;
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "s", .input = order(1, true)});

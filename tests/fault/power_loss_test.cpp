@@ -102,7 +102,9 @@ TEST(PowerLoss, NormalSyncLosesOnlyTheNewestCommitsEachWholeAndFullLosesNone) {
       auto rec = (*store)->recover();
       ASSERT_OK(rec);
       EXPECT_EQ(rec->active.size(), static_cast<size_t>(kept));
-      if (sync == SqliteOptions::Sync::kFull) EXPECT_EQ(kept, k);
+      if (sync == SqliteOptions::Sync::kFull) {
+        EXPECT_EQ(kept, k);
+      }
       told += k;
       lost += k - kept;
     }

@@ -28,6 +28,10 @@ OrderParticipants::OrderParticipants(Transport& t)
   });
   inventory.on_compensate("ReleaseReservation", [this](const CommandContext& c) {
     if (release_down) return ParticipantReply::failed("inventory database unavailable");
+    if (release_failures > 0) {
+      --release_failures;
+      return ParticipantReply::failed("inventory database busy");
+    }
     auto ctx = nlohmann::json::parse(c.payload);
     std::lock_guard l(ledger.mu);
     ledger.released[c.saga_id]++;

@@ -42,6 +42,7 @@ class OrderParticipants {
   Ledger ledger;
   bool payment_down = false;
   bool release_down = false;     // ReleaseReservation fails technically while set
+  int release_failures = 0;      // ReleaseReservation fails technically this many more times
   bool confirm_refused = false;  // ConfirmOrder is rejected while set
   // Test doubles of the participants' records (their effects are the in-memory ledger).
   testing::VolatileParticipantStore inventory_record, payment_record, orders_record;
