@@ -112,7 +112,9 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop, &sig);
   std::cerr << "saga-mock-broker: stopping on signal " << sig << "\n";
-  // The stdin reader may still hold `mc`: leave without tearing the cluster down under it.
-  std::fflush(nullptr);
+  // The stdin reader may be inside getline() (holding stdin's lock) and may still use `mc`:
+  // flush only the output streams and leave without tearing the cluster down under it.
+  std::fflush(stdout);
+  std::fflush(stderr);
   std::_Exit(0);
 }
