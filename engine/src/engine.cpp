@@ -138,6 +138,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   std::vector<std::string> to_cancel;
   std::vector<std::string> finished;
   std::vector<std::function<void(Status)>> after_commit;  // Ok once committed, else why not
+  std::vector<Ack> acks;                                  // replies whose decisions are in `batch`
   bool flush_scheduled = false;
   // Why the last commit failed, and how many failed in a row: while the log cannot be written
   // the partition takes no new sagas (it would only grow a batch it cannot commit).
@@ -212,13 +213,15 @@ struct Partition : std::enable_shared_from_this<Partition> {
     record(req.saga_id, live, std::move(d));
   }
 
-  void handle_input(const std::string& saga_id, const Input& in) {
-    if (draining) return;
+  // `ack` settles the reply that brought `in`: once the decision it led to is committed.
+  void handle_input(const std::string& saga_id, const Input& in, Ack ack = {}) {
+    if (draining) return;  // not settled: delivered again to the next engine
     auto it = sagas.find(saga_id);
     if (it == sagas.end()) {
       if (in.kind == Input::Kind::kReply) {
         impl.counters.replies_dropped++;
         impl.log("dropped reply " + in.reply.command_id + ": no active saga '" + saga_id + "'");
+        settle_stray(saga_id, ack);
       }
       return;
     }
@@ -228,8 +231,22 @@ struct Partition : std::enable_shared_from_this<Partition> {
       impl.counters.replies_dropped++;
       impl.log("dropped reply: " + d.ignored);
     }
-    if (d.events.empty() && d.cancel_timers.empty()) return;
+    if (d.events.empty() && d.cancel_timers.empty()) {
+      ack();
+      return;
+    }
+    acks.push_back(std::move(ack));
     record(saga_id, live, std::move(d));
+  }
+
+  // A reply for a saga this partition does not hold: a late duplicate of a finished (or
+  // parked) saga is settled; one for a saga that never existed is a dead letter.
+  void settle_stray(const std::string& saga_id, const Ack& ack) {
+    if (unloaded.count(saga_id)) return ack();
+    auto found = impl.store.find(saga_id);
+    if (!found.ok()) return;  // not settled: delivered again later
+    if (found->has_value()) return ack();
+    ack.dead_letter("no saga '" + saga_id + "'");
   }
 
   void handle_operator(const std::string& saga_id, Input in, std::promise<Status> done) {
@@ -372,6 +389,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     auto cancels = std::exchange(to_cancel, {});
     auto fin = std::exchange(finished, {});
     auto callbacks = std::exchange(after_commit, {});
+    for (const Ack& ack : std::exchange(acks, {})) ack();
 
     for (const auto& id : cancels) {
       if (auto it = armed.find(id); it != armed.end()) {
@@ -388,6 +406,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   // close() or destruction: every caller still waiting gets an answer.
   void fail_pending(const std::string& why) {
     for (auto& cb : std::exchange(after_commit, {})) cb(Status::Unavailable(why));
+    acks.clear();  // their decisions were not committed: the replies come again
     for (auto& [id, live] : sagas) {
       for (auto& w : std::exchange(live.waiters, {}))
         w(Status::Unavailable(why + " before saga '" + id + "' ended (" +
@@ -634,12 +653,13 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
   std::vector<std::weak_ptr<Partition>> weak_parts(im.parts.begin(), im.parts.end());
   const size_t max_payload = im.opts.max_payload_bytes;
   auto counters = &im.counters;
-  Status sub = transport.subscribe(im.opts.reply_channel, [weak_parts, max_payload, counters,
-                                                           raw](Message m) {
+  Status sub = transport.subscribe(im.opts.reply_channel, [weak_parts, max_payload, counters, raw](
+                                                              Message m, Ack ack) {
     auto reject = [&](const std::string& why) {
       counters->inputs_rejected++;
       raw->log("rejected message " + bounded_text(m.command_id, 300) + " for saga '" +
                bounded_text(m.saga_id, 300) + "': " + why);
+      ack.dead_letter(why);
     };
     if (m.kind != Message::Kind::kReply) return reject("not a reply");
     if (Status st = check_id(m.saga_id, "saga id"); !st.ok()) return reject(st.message());
@@ -659,8 +679,8 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     Input in;
     in.kind = Input::Kind::kReply;
     in.reply = Reply{std::move(m.command_id), m.outcome, std::move(m.payload), std::move(m.error)};
-    p->post(
-        [p = p.get(), id = std::move(m.saga_id), in = std::move(in)] { p->handle_input(id, in); });
+    p->post([p = p.get(), id = std::move(m.saga_id), in = std::move(in),
+             ack = std::move(ack)]() mutable { p->handle_input(id, in, std::move(ack)); });
   });
   if (!sub.ok()) return sub;
   im.subscribed = true;

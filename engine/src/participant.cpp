@@ -35,7 +35,8 @@ Participant& Participant::on_compensate(const std::string& type, PlainHandler co
 
 Status Participant::start() {
   if (started_) return Status::Ok();
-  Status st = transport_.subscribe(channel_, [this](Message m) { handle(std::move(m)); });
+  Status st = transport_.subscribe(
+      channel_, [this](Message m, Ack ack) { handle(std::move(m), std::move(ack)); });
   if (!st.ok()) return st;
   started_ = true;
   // The participant outbox: replies committed before a crash but never acknowledged.
@@ -151,12 +152,17 @@ Result<ParticipantReply> Participant::apply_rules(ParticipantStore::Transaction&
   return r;
 }
 
-void Participant::handle(Message m) {
+void Participant::handle(Message m, Ack ack) {
   CommandIdParts parts;
   if (m.kind != Message::Kind::kCommand || !parse_command_id(m.command_id, &parts) ||
       parts.saga_id != m.saga_id || m.reply_to.empty()) {
-    std::lock_guard l(mu_);
-    stats_.undecodable++;
+    {
+      std::lock_guard l(mu_);
+      stats_.undecodable++;
+    }
+    ack.dead_letter(m.kind != Message::Kind::kCommand ? "not a command"
+                    : m.reply_to.empty()              ? "command without reply_to"
+                                         : "command id is not one an orchestrator sends");
     return;
   }
   CommandContext ctx{m.saga_id, m.command_id, parts.step,   parts.attempt,
@@ -206,6 +212,7 @@ void Participant::handle(Message m) {
     if (uncertain) {
       // No answer: `failed` would tell the orchestrator the step was not applied. Its timeout
       // treats the step as possibly applied; the retry is answered from the record if it is.
+      // Not settled either: the command comes again after a restart.
       stats_.store_failures++;
       return;
     }
@@ -216,6 +223,15 @@ void Participant::handle(Message m) {
       reply.payload = "{}";
       reply.error = "participant " + channel_ + " could not record the command: " + st.message();
     }
+  }
+  // Settled once committed; a command type nobody handles is answered (the saga needs an
+  // answer) and copied to the dead letters (an operator needs to know).
+  const auto& handlers = m.compensation ? compensations_ : actions_;
+  if (handlers.count(m.type) == 0) {
+    ack.dead_letter("no " + std::string(m.compensation ? "compensation " : "") + "handler for " +
+                    m.type + " at " + channel_);
+  } else {
+    ack();
   }
   send_reply(std::move(reply));
 }

@@ -207,7 +207,10 @@ TEST(ParticipantLimits, HandlerReplyDataNestedTooDeepIsAnsweredFailed) {
   p.on("Deep", [](const CommandContext&) { return ParticipantReply::ok(nested(1000)); });
   ASSERT_OK(p.start());
   std::vector<Message> replies;
-  ASSERT_OK(bus.subscribe("r", [&](Message m) { replies.push_back(std::move(m)); }));
+  ASSERT_OK(bus.subscribe("r", [&](Message m, Ack ack) {
+    ack();
+    replies.push_back(std::move(m));
+  }));
   bus.send(testutil::command("inventory", "Deep", "s", "s/deep/a1", "r"), [](Status) {});
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].outcome, ReplyOutcome::kFailed);

@@ -12,7 +12,10 @@ namespace {
 class ParticipantTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_OK(bus.subscribe("replies", [this](Message m) { replies.push_back(m); }));
+    ASSERT_OK(bus.subscribe("replies", [this](Message m, Ack ack) {
+      ack();
+      replies.push_back(m);
+    }));
     p.on("Reserve", [this](const CommandContext&) {
       ++actions;
       if (fail_next) {

@@ -28,7 +28,10 @@ TEST(SampleServices, RedeliveredReserveItemsIsAnsweredFromTheRecordAndLaterComma
   const std::string path = testutil::temp_path("inventory.db");
   MemoryTransport bus;
   std::vector<Message> replies;
-  ASSERT_OK(bus.subscribe("replies", [&](Message m) { replies.push_back(std::move(m)); }));
+  ASSERT_OK(bus.subscribe("replies", [&](Message m, Ack ack) {
+    ack();
+    replies.push_back(std::move(m));
+  }));
   {
     samples::InventoryService inventory(bus, path, 10);
     ASSERT_OK(inventory.start());

@@ -45,7 +45,8 @@ class DurableParticipantTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path = testutil::temp_path("participant.db");
-    ASSERT_OK(bus.subscribe("replies", [this](Message m) {
+    ASSERT_OK(bus.subscribe("replies", [this](Message m, Ack ack) {
+      ack();
       // A reply leaves only after its transaction committed: the row is visible to others.
       committed_at_reply.push_back(committed_rows(path, "SELECT count(*) FROM ledger"));
       replies.push_back(std::move(m));

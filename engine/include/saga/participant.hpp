@@ -79,7 +79,7 @@ class Participant {
   const std::string& channel() const { return channel_; }
 
  private:
-  void handle(Message m);
+  void handle(Message m, Ack ack);
   Result<ParticipantReply> apply_rules(ParticipantStore::Transaction& tx, const Message& m,
                                        const CommandContext& ctx, StepRecord& rec);
   void send_reply(Message reply);

@@ -35,9 +35,30 @@ struct Message {
 std::string encode_json(const Message& m);
 Result<Message> decode_json(const std::string& text);
 
+// Settles one delivered message, once: ack() when its effect is durable (the decision that
+// consumed it committed, the participant's transaction committed) or when it needs nothing;
+// dead_letter(reason) when it can never be processed (it goes to the dead-letter topic with
+// the reason). A message never settled is delivered again when its channel is subscribed again
+// (after a restart), and a broker's consumer offset never moves past it.
+class Ack {
+ public:
+  using Fn = std::function<void(const std::string& dead_letter_reason)>;
+  Ack() = default;  // settles nothing (a copy delivered by a test harness)
+  explicit Ack(Fn fn) : fn_(std::move(fn)) {}
+  void operator()() const {
+    if (fn_) fn_("");
+  }
+  void dead_letter(const std::string& reason) const {
+    if (fn_) fn_(reason.empty() ? "unprocessable" : reason);
+  }
+
+ private:
+  Fn fn_;
+};
+
 class Transport {
  public:
-  using Handler = std::function<void(Message)>;
+  using Handler = std::function<void(Message, Ack)>;
   using Completion = std::function<void(Status)>;
 
   Transport() = default;
@@ -48,7 +69,8 @@ class Transport {
   // `done` runs exactly once: Ok when the broker has the message, an error otherwise
   // (error.retriable() says whether sending again can help).
   virtual void send(Message message, Completion done) = 0;
-  // Delivers every message addressed to `channel` to `handler`. One handler per channel.
+  // Delivers every message addressed to `channel` to `handler`, with the Ack that settles it.
+  // One handler per channel.
   virtual Status subscribe(const std::string& channel, Handler handler) = 0;
   // After it returns, the handler is not running and will not be called again.
   virtual void unsubscribe(const std::string& channel) = 0;

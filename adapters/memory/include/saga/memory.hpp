@@ -41,11 +41,21 @@ class MemoryStore : public EventStore {
 
 // Delivers each message to its channel's handler synchronously inside send(), then completes
 // it. A message for a channel nobody subscribed to fails with kUnavailable (retriable).
+// Like a broker's consumer offsets, it keeps every delivered message until its Ack settles it,
+// and delivers the unsettled ones again when their channel is subscribed again.
 class MemoryTransport : public Transport {
  public:
+  MemoryTransport();
   void send(Message message, Completion done) override;
   Status subscribe(const std::string& channel, Handler handler) override;
   void unsubscribe(const std::string& channel) override;
+
+  struct DeadLetter {
+    Message message;
+    std::string reason;
+  };
+  std::vector<DeadLetter> dead_letters() const;
+  size_t unsettled(const std::string& channel) const;
 
  private:
   // `running` is held while the handler runs; unsubscribe() clears `active` under it, so no
@@ -55,8 +65,17 @@ class MemoryTransport : public Transport {
     std::recursive_mutex running;
     bool active = true;
   };
+  struct State {
+    std::mutex mu;
+    uint64_t next = 0;
+    std::unordered_map<std::string, std::map<uint64_t, Message>> unsettled;  // by channel
+    std::vector<DeadLetter> dead;
+  };
+  bool deliver(const std::shared_ptr<Sub>& sub, const std::string& channel, uint64_t seq,
+               Message message);
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Sub>> subs_;
+  std::shared_ptr<State> state_;
 };
 
 namespace testing {
