@@ -1,0 +1,440 @@
+#include "saga/kafka_transport.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+namespace saga::kafka {
+
+namespace {
+
+// Properties that make librdkafka run a program or load a library into this process.
+constexpr const char* kForbidden[] = {"sasl.kerberos.kinit.cmd", "plugin.library.paths",
+                                      "ssl.engine.location", "ssl.providers"};
+
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+
+void add_header(rd_kafka_headers_t* h, const char* name, const std::string& value) {
+  if (!value.empty()) rd_kafka_header_add(h, name, -1, value.data(), value.size());
+}
+
+}  // namespace
+
+std::string topic_of(const std::string& channel) {
+  return channel.find('.') == std::string::npos ? channel + ".commands" : channel;
+}
+
+Status check_properties(const std::map<std::string, std::string>& properties) {
+  for (const auto& [key, value] : properties) {
+    for (const char* f : kForbidden) {
+      if (key == f)
+        return Status::InvalidArgument("kafka property '" + key +
+                                       "' is refused: it runs a command or loads code into "
+                                       "this process");
+    }
+    if (key == "debug" &&
+        (value.find("conf") != std::string::npos || value.find("all") != std::string::npos)) {
+      return Status::InvalidArgument(
+          "kafka property 'debug' must not include 'conf' or 'all': librdkafka then logs "
+          "configuration values, secrets included");
+    }
+  }
+  return Status::Ok();
+}
+
+struct Subscription;
+
+// What librdkafka's callbacks get as their opaque: the transport, and the consumer if any.
+struct ClientContext {
+  KafkaTransport::Impl* impl;
+  Subscription* sub;
+};
+
+struct KafkaTransport::Impl {
+  ClientContext producer_ctx{this, nullptr};
+  Options opts;
+  KafkaPtr producer;
+  std::thread poller;
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<Subscription>> subs;
+  std::atomic<uint64_t> produced{0}, delivery_failures{0}, consumed{0}, dead{0};
+  std::mutex log_mu;
+  std::set<std::string> logged;  // repeated consumer errors are logged once
+
+  void log(const std::string& line) {
+    if (opts.log) opts.log(line);
+  }
+  void log_once(const std::string& line) {
+    {
+      std::lock_guard l(log_mu);
+      if (!logged.insert(line).second) return;
+    }
+    log(line);
+  }
+  Result<rd_kafka_conf_t*> conf(ClientContext* ctx, const std::string& group);
+  // Produces one record; `done` runs on its delivery report.
+  void produce(const std::string& topic, const std::string& key, const std::string& value,
+               rd_kafka_headers_t* headers, Completion done);
+  void dead_letter(const std::shared_ptr<Subscription>& sub, int32_t partition, int64_t offset,
+                   const std::string& key, const std::string& value, const std::string& reason);
+};
+
+// One consumer: its poll thread, and per partition the offsets delivered but not settled.
+struct Subscription : std::enable_shared_from_this<Subscription> {
+  KafkaTransport::Impl* impl = nullptr;
+  ClientContext ctx{nullptr, this};
+  std::string channel, topic;
+  Transport::Handler handler;
+  KafkaPtr rk;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+
+  struct Offsets {
+    std::set<int64_t> pending;
+    int64_t high = -1;    // one past the highest settled offset
+    int64_t stored = -1;  // the offset last stored (the next one to consume)
+  };
+  std::mutex mu;
+  std::condition_variable assigned_cv;
+  bool assigned = false;  // the group gave this consumer its partitions
+  bool closed = false;
+  std::unordered_map<int32_t, Offsets> partitions;
+
+  // Runs inside rd_kafka_consumer_poll() on this consumer's thread.
+  void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list) {
+    const bool cooperative = std::string(rd_kafka_rebalance_protocol(rk.get())) == "COOPERATIVE";
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      if (cooperative) {
+        rd_kafka_error_t* e = rd_kafka_incremental_assign(rk.get(), list);
+        if (e) rd_kafka_error_destroy(e);
+      } else {
+        rd_kafka_assign(rk.get(), list);
+      }
+      std::lock_guard l(mu);
+      assigned = true;
+      assigned_cv.notify_all();
+      return;
+    }
+    {
+      // Revoked: their messages in flight go to the next owner; forget what was pending.
+      std::lock_guard l(mu);
+      for (int i = 0; i < list->cnt; ++i) partitions.erase(list->elems[i].partition);
+    }
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk.get(), list);
+      if (e) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk.get(), nullptr);
+    }
+  }
+
+  void settle(int32_t partition, int64_t offset) {
+    std::lock_guard l(mu);
+    if (closed) return;
+    Offsets& p = partitions[partition];
+    p.pending.erase(offset);
+    p.high = std::max(p.high, offset + 1);
+    // Never past a message still being processed: the first pending one is consumed again.
+    const int64_t next = p.pending.empty() ? p.high : *p.pending.begin();
+    if (next <= p.stored) return;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = next;
+    if (rd_kafka_offsets_store(rk.get(), list) == RD_KAFKA_RESP_ERR_NO_ERROR) p.stored = next;
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  void deliver(const rd_kafka_message_t* m) {
+    impl->consumed++;
+    const int32_t partition = m->partition;
+    const int64_t offset = m->offset;
+    {
+      std::lock_guard l(mu);
+      partitions[partition].pending.insert(offset);
+    }
+    std::string value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
+    std::string key(m->key ? static_cast<const char*>(m->key) : "", m->key_len);
+    std::weak_ptr<Subscription> weak = weak_from_this();
+    const bool too_big = m->len > impl->opts.max_message_bytes;
+    Ack ack([weak, partition, offset, key,
+             value = too_big ? std::string() : value](const std::string& reason) {
+      auto self = weak.lock();
+      if (!self) return;
+      if (reason.empty()) {
+        self->settle(partition, offset);
+      } else {
+        self->impl->dead_letter(self, partition, offset, key, value, reason);
+      }
+    });
+    if (too_big) {
+      return ack.dead_letter("record of " + std::to_string(m->len) +
+                             " bytes exceeds the limit of " +
+                             std::to_string(impl->opts.max_message_bytes));
+    }
+    auto msg = decode_json(value);
+    if (!msg.ok()) return ack.dead_letter("not a saga message: " + msg.status().message());
+    msg->channel = channel;  // the topic it came on decides where it goes
+    handler(std::move(*msg), std::move(ack));
+  }
+
+  void run() {
+    while (!stop.load()) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
+      if (m == nullptr) continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        deliver(m);
+      } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        impl->log_once("kafka consumer of " + topic + ": " + rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+};
+
+namespace {
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* impl = static_cast<ClientContext*>(opaque)->impl;
+  std::unique_ptr<Transport::Completion> done(static_cast<Transport::Completion*>(m->_private));
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    impl->produced++;
+    if (done && *done) (*done)(Status::Ok());
+  } else {
+    impl->delivery_failures++;
+    if (done && *done)
+      (*done)(Status::Unavailable(std::string("kafka delivery to ") + rd_kafka_topic_name(m->rkt) +
+                                  " failed: " + rd_kafka_err2str(m->err)));
+  }
+}
+
+void on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list,
+                  void* opaque) {
+  static_cast<ClientContext*>(opaque)->sub->rebalance(err, list);
+}
+
+void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+  auto* ctx = static_cast<ClientContext*>(rd_kafka_opaque(rk));
+  if (ctx != nullptr && level <= 4)  // warnings and worse
+    ctx->impl->log_once(std::string("librdkafka ") + facility + ": " + text);
+}
+
+}  // namespace
+
+Result<rd_kafka_conf_t*> KafkaTransport::Impl::conf(ClientContext* ctx, const std::string& group) {
+  const bool consumer = ctx->sub != nullptr;
+  rd_kafka_conf_t* c = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v) -> Status {
+    if (rd_kafka_conf_set(c, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      return Status::InvalidArgument("kafka property '" + k + "': " + err);  // never the value
+    return Status::Ok();
+  };
+  Status st;
+  for (const auto& [k, v] : opts.properties) {
+    if (consumer && (k == "enable.idempotence" || k == "acks")) continue;
+    if (!consumer && k == "group.id") continue;
+    if (st = set(k, v); !st.ok()) break;
+  }
+  if (st.ok() && consumer) {
+    if (!opts.properties.count("group.id")) st = set("group.id", group);
+    if (st.ok()) st = set("enable.auto.offset.store", "false");
+    if (st.ok() && !opts.properties.count("auto.offset.reset"))
+      st = set("auto.offset.reset", "earliest");
+    // A saga step waits on a round trip: fetch soon rather than in large batches.
+    if (st.ok() && !opts.properties.count("fetch.wait.max.ms")) st = set("fetch.wait.max.ms", "1");
+  } else if (st.ok()) {
+    st = set("enable.idempotence", "true");
+    if (st.ok()) st = set("acks", "all");
+    if (st.ok() && !opts.properties.count("linger.ms")) st = set("linger.ms", "1");
+    rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+  }
+  if (!st.ok()) {
+    rd_kafka_conf_destroy(c);
+    return st;
+  }
+  rd_kafka_conf_set_opaque(c, ctx);
+  rd_kafka_conf_set_log_cb(c, on_log);
+  return c;
+}
+
+void KafkaTransport::Impl::produce(const std::string& topic, const std::string& key,
+                                   const std::string& value, rd_kafka_headers_t* headers,
+                                   Completion done) {
+  auto* ctx = new Completion(std::move(done));
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+                        RD_KAFKA_V_OPAQUE(ctx), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(headers);  // not taken over on failure
+    std::unique_ptr<Completion> owned(ctx);
+    delivery_failures++;
+    if (*owned)
+      (*owned)(Status::Unavailable("kafka producer refused a record for " + topic + ": " +
+                                   rd_kafka_err2str(err)));
+  }
+}
+
+void KafkaTransport::Impl::dead_letter(const std::shared_ptr<Subscription>& sub, int32_t partition,
+                                       int64_t offset, const std::string& key,
+                                       const std::string& value, const std::string& reason) {
+  rd_kafka_headers_t* h = rd_kafka_headers_new(3);
+  add_header(h, "saga-dlq-reason", reason);
+  add_header(h, "saga-dlq-source",
+             sub->topic + "/" + std::to_string(partition) + "/" + std::to_string(offset));
+  log_once("dead letter from " + sub->topic + ": " + reason);
+  std::weak_ptr<Subscription> weak = sub;
+  // Settled only once the dead-letter topic has it: otherwise it comes again after a restart.
+  produce(sub->topic + ".dlq", key, value, h, [this, weak, partition, offset](Status st) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (st.ok()) {
+      dead++;
+      self->settle(partition, offset);
+    } else {
+      log_once("could not write a dead letter: " + st.message());
+    }
+  });
+}
+
+KafkaTransport::KafkaTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<KafkaTransport>> KafkaTransport::open(Options options) {
+  if (Status st = check_properties(options.properties); !st.ok()) return st;
+  if (!options.properties.count("bootstrap.servers"))
+    return Status::InvalidArgument("kafka property 'bootstrap.servers' is required");
+  auto impl = std::make_unique<Impl>();
+  impl->opts = std::move(options);
+  auto c = impl->conf(&impl->producer_ctx, "");
+  if (!c.ok()) return c.status();
+  char err[512];
+  impl->producer.reset(rd_kafka_new(RD_KAFKA_PRODUCER, *c, err, sizeof err));
+  if (!impl->producer) {
+    rd_kafka_conf_destroy(*c);
+    return Status::InvalidArgument(std::string("kafka producer: ") + err);
+  }
+  // Connect now rather than on the first send (best effort: the broker may be down).
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(impl->producer.get(), 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_metadata_destroy(md);
+  Impl* raw = impl.get();
+  impl->poller = std::thread([raw] {
+    while (!raw->stopping.load()) rd_kafka_poll(raw->producer.get(), 100);
+  });
+  return std::unique_ptr<KafkaTransport>(new KafkaTransport(std::move(impl)));
+}
+
+KafkaTransport::~KafkaTransport() {
+  std::vector<std::string> channels;
+  {
+    std::lock_guard l(impl_->mu);
+    for (const auto& [channel, sub] : impl_->subs) channels.push_back(channel);
+  }
+  for (const auto& c : channels) unsubscribe(c);
+  (void)flush(Duration(10000));
+  impl_->stopping = true;
+  impl_->poller.join();
+}
+
+void KafkaTransport::send(Message message, Completion done) {
+  const std::string topic = topic_of(message.channel);
+  rd_kafka_headers_t* h = rd_kafka_headers_new(6);
+  add_header(h, "saga-kind", message.kind == Message::Kind::kCommand ? "command" : "reply");
+  add_header(h, "saga-type", message.type);
+  add_header(h, "saga-id", message.saga_id);
+  add_header(h, "saga-command-id", message.command_id);
+  add_header(h, "saga-reply-to", message.reply_to);
+  add_header(h, "traceparent", message.traceparent);
+  impl_->produce(topic, message.saga_id, encode_json(message), h, std::move(done));
+}
+
+Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
+  std::lock_guard l(impl_->mu);
+  if (impl_->subs.count(channel))
+    return Status::AlreadyExists("channel '" + channel + "' already has a handler");
+  auto sub = std::make_shared<Subscription>();
+  sub->impl = impl_.get();
+  sub->ctx.impl = impl_.get();
+  sub->channel = channel;
+  sub->topic = topic_of(channel);
+  sub->handler = std::move(handler);
+  auto c = impl_->conf(&sub->ctx, impl_->opts.group_prefix + "." + channel);
+  if (!c.ok()) return c.status();
+  rd_kafka_conf_set_rebalance_cb(*c, on_rebalance);
+  char err[512];
+  sub->rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, *c, err, sizeof err));
+  if (!sub->rk) {
+    rd_kafka_conf_destroy(*c);
+    return Status::InvalidArgument(std::string("kafka consumer: ") + err);
+  }
+  rd_kafka_poll_set_consumer(sub->rk.get());
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, sub->topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(sub->rk.get(), topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::Unavailable("kafka subscribe to " + sub->topic + ": " + rd_kafka_err2str(e));
+  sub->thread = std::thread([s = sub.get()] { s->run(); });
+  impl_->subs.emplace(channel, std::move(sub));
+  return Status::Ok();
+}
+
+void KafkaTransport::unsubscribe(const std::string& channel) {
+  std::shared_ptr<Subscription> sub;
+  {
+    std::lock_guard l(impl_->mu);
+    auto it = impl_->subs.find(channel);
+    if (it == impl_->subs.end()) return;
+    sub = std::move(it->second);
+    impl_->subs.erase(it);
+  }
+  sub->stop = true;
+  sub->thread.join();  // the handler is not running and will not run again
+  {
+    std::lock_guard l(sub->mu);
+    sub->closed = true;  // late acks store nothing: their messages come again
+  }
+  rd_kafka_consumer_close(sub->rk.get());  // commits the offsets stored so far
+}
+
+Status KafkaTransport::flush(Duration timeout) {
+  rd_kafka_resp_err_t e = rd_kafka_flush(impl_->producer.get(), static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::Unavailable(std::to_string(rd_kafka_outq_len(impl_->producer.get())) +
+                               " kafka records still undelivered: " + rd_kafka_err2str(e));
+  return Status::Ok();
+}
+
+Status KafkaTransport::wait_ready(Duration timeout) {
+  std::vector<std::shared_ptr<Subscription>> subs;
+  {
+    std::lock_guard l(impl_->mu);
+    for (const auto& [channel, sub] : impl_->subs) subs.push_back(sub);
+  }
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (const auto& sub : subs) {
+    std::unique_lock l(sub->mu);
+    if (!sub->assigned_cv.wait_until(l, until, [&] { return sub->assigned; }))
+      return Status::Unavailable("kafka consumer of " + sub->topic +
+                                 " has no partitions yet (is the broker up?)");
+  }
+  return Status::Ok();
+}
+
+Stats KafkaTransport::stats() const {
+  return {impl_->produced.load(), impl_->delivery_failures.load(), impl_->consumed.load(),
+          impl_->dead.load()};
+}
+
+}  // namespace saga::kafka

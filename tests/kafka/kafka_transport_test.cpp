@@ -1,0 +1,262 @@
+// KafkaTransport against saga-mock-broker in its own process (label `kafka`): the order saga
+// end to end, poison records to the dead-letter topic, redelivery of what was never settled,
+// a broker taken down mid-run, refused properties.
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "saga/engine.hpp"
+#include "saga/kafka_transport.hpp"
+#include "saga/memory.hpp"
+#include "testutil/child_process.hpp"
+#include "testutil/order_world.hpp"
+#include "testutil/testutil.hpp"
+
+namespace saga {
+namespace {
+
+using namespace std::chrono_literals;
+
+class KafkaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log = testutil::temp_path("broker.log");
+    broker = std::make_unique<testutil::ChildProcess>(
+        std::vector<std::string>{SAGA_MOCK_BROKER, "--partitions", "4", "--topic",
+                                 "orchestrator.replies", "--topic", "inventory.commands", "--topic",
+                                 "payment.commands", "--topic", "orders.commands", "--topic",
+                                 "probe.commands"},
+        log, true);
+    auto line = testutil::wait_for_line(log, "bootstrap=", 10s);
+    ASSERT_TRUE(line.has_value()) << "no bootstrap line in " << log;
+    bootstrap = line->substr(std::string("bootstrap=").size());
+  }
+  void TearDown() override {
+    engine.reset();
+    participants.reset();
+    orchestrator_bus.reset();
+    participant_bus.reset();
+    broker->kill(SIGTERM);
+    EXPECT_EQ(broker->wait(10s), 0);
+  }
+  std::unique_ptr<kafka::KafkaTransport> transport(const std::string& name) {
+    kafka::Options o;
+    o.max_message_bytes = 256 << 10;
+    o.properties = {
+        {"bootstrap.servers", bootstrap}, {"client.id", name}, {"session.timeout.ms", "6000"}};
+    o.log = [name](const std::string& line) {
+      std::fprintf(stderr, "[%s] %s\n", name.c_str(), line.c_str());
+    };
+    auto t = kafka::KafkaTransport::open(o);
+    EXPECT_OK(t);
+    return t.ok() ? std::move(*t) : nullptr;
+  }
+  // The orchestrator and the participants as two separate Kafka clients.
+  void start_order_system() {
+    orchestrator_bus = transport("orchestrator");
+    participant_bus = transport("participants");
+    ASSERT_TRUE(orchestrator_bus && participant_bus);
+    participants = std::make_unique<testutil::OrderParticipants>(*participant_bus);
+    ASSERT_OK(participants->start());
+    EngineOptions opts;
+    opts.definitions = {testutil::place_order_definition()};
+    opts.partitions = 2;
+    opts.log = [](const std::string& l) { std::fprintf(stderr, "[engine] %s\n", l.c_str()); };
+    auto e = Engine::open(opts, store, *orchestrator_bus, clock);
+    ASSERT_OK(e);
+    engine = std::move(*e);
+    ASSERT_OK(participant_bus->wait_ready(Duration(30000)));
+    ASSERT_OK(orchestrator_bus->wait_ready(Duration(30000)));
+  }
+  std::future<Result<SagaOutcome>> order(const std::string& id, bool decline = false) {
+    return engine->start(
+        {.definition = "PlaceOrder",
+         .saga_id = id,
+         .input = std::string("{\"decline\":") + (decline ? "true" : "false") + "}"});
+  }
+  // Produces one raw record, as a service in another language (or a broken one) would.
+  void produce_raw(const std::string& topic, const std::string& value) {
+    char err[256];
+    rd_kafka_conf_t* c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    ASSERT_NE(p, nullptr);
+    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()),
+                      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    EXPECT_EQ(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(p);
+  }
+
+  std::string log, bootstrap;
+  std::unique_ptr<testutil::ChildProcess> broker;
+  std::unique_ptr<kafka::KafkaTransport> orchestrator_bus, participant_bus;
+  std::unique_ptr<testutil::OrderParticipants> participants;
+  MemoryStore store;
+  SystemClock clock;
+  std::unique_ptr<Engine> engine;
+};
+
+TEST_F(KafkaTest, OrderSagaCompletesAndCompensatesOverKafka) {
+  start_order_system();
+  std::vector<std::future<Result<SagaOutcome>>> sagas;
+  for (int i = 0; i < 10; ++i) sagas.push_back(order("k" + std::to_string(i), i % 5 == 0));
+  int completed = 0, compensated = 0;
+  for (auto& f : sagas) {
+    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_OK(r);
+    completed += r->status == SagaStatus::kCompleted;
+    compensated += r->status == SagaStatus::kCompensated;
+  }
+  EXPECT_EQ(completed, 8);
+  EXPECT_EQ(compensated, 2);
+  auto& l = participants->ledger;
+  EXPECT_EQ(l.count(l.released, "k0"), 1);  // ReleaseReservation after the declined charge
+  EXPECT_EQ(l.count(l.charged, "k0"), 0);
+  EXPECT_EQ(l.count(l.confirmed, "k1"), 1);
+}
+
+TEST_F(KafkaTest, PoisonRecordsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
+  start_order_system();
+  produce_raw("inventory.commands", "this is not json");
+  produce_raw("inventory.commands", R"({"hello":"world"})");
+  produce_raw("inventory.commands", std::string(300 << 10, 'x'));  // over the 256 KiB limit
+  produce_raw(
+      "inventory.commands",
+      R"({"v":1,"kind":"command","type":"Teleport","saga_id":"z","command_id":"z/teleport/a1",)"
+      R"("reply_to":"orchestrator.replies","compensation":false,"payload":{}})");
+  auto f = order("after-poison");
+  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+  EXPECT_EQ(f.get()->status, SagaStatus::kCompleted);
+  for (int i = 0; i < 200 && participant_bus->stats().dead_letters < 4; ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(participant_bus->stats().dead_letters, 4u);
+
+  // The dead letters, with their reasons, as an operator would read them.
+  char err[256];
+  rd_kafka_conf_t* c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  rd_kafka_conf_set(c, "group.id", "operator", err, sizeof err);
+  rd_kafka_conf_set(c, "auto.offset.reset", "earliest", err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* t = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(t, "inventory.commands.dlq", RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(rk, t);
+  rd_kafka_topic_partition_list_destroy(t);
+  std::vector<std::string> reasons;
+  for (int i = 0; i < 300 && reasons.size() < 4; ++i) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (m && !m->err) {
+      rd_kafka_headers_t* h = nullptr;
+      const void* v = nullptr;
+      size_t n = 0;
+      if (rd_kafka_message_headers(m, &h) == 0 &&
+          rd_kafka_header_get_last(h, "saga-dlq-reason", &v, &n) == 0)
+        reasons.emplace_back(static_cast<const char*>(v), n);
+    }
+    if (m) rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  ASSERT_EQ(reasons.size(), 4u);
+  std::sort(reasons.begin(), reasons.end());
+  EXPECT_NE(reasons[0].find("no handler for Teleport at inventory"), std::string::npos)
+      << reasons[0];
+  EXPECT_NE(reasons[1].find("not a saga message: message is not valid JSON"), std::string::npos)
+      << reasons[1];
+  EXPECT_NE(reasons[2].find("not a saga message: message lacks field"), std::string::npos)
+      << reasons[2];
+  EXPECT_NE(reasons[3].find("exceeds the limit"), std::string::npos) << reasons[3];
+}
+
+TEST_F(KafkaTest, UnsettledMessageIsDeliveredAgainAfterTheConsumerRestarts) {
+  auto bus = transport("probe");
+  ASSERT_TRUE(bus);
+  std::promise<void> first_two;
+  int seen = 0;
+  ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
+    if (m.command_id == "settled") ack();
+    if (++seen == 2) first_two.set_value();
+  }));
+  for (const char* id : {"settled", "kept"}) {
+    Message m;
+    m.channel = "probe";
+    m.saga_id = "p";  // one key: one partition, in order
+    m.command_id = id;
+    m.type = "Probe";
+    m.reply_to = "x.replies";
+    bus->send(m, [](Status st) { EXPECT_OK(st); });
+  }
+  ASSERT_EQ(first_two.get_future().wait_for(30s), std::future_status::ready);
+  bus->unsubscribe("probe");  // the consumer restarts: only the unsettled one comes again
+
+  std::promise<std::string> again;
+  bool set = false;
+  ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
+    ack();
+    if (!set) {
+      set = true;
+      again.set_value(m.command_id);
+    }
+  }));
+  EXPECT_OK(bus->wait_ready(Duration(30000)));
+  auto f = again.get_future();
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(f.get(), "kept");
+}
+
+TEST_F(KafkaTest, SagasFinishWhenTheBrokerGoesDownMidRunAndComesBack) {
+  start_order_system();
+  std::vector<std::future<Result<SagaOutcome>>> sagas;
+  for (int i = 0; i < 20; ++i) sagas.push_back(order("d" + std::to_string(i), i % 10 == 0));
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(broker->write_line("down -1"));
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(broker->write_line("up -1"));
+  int ended = 0;
+  for (auto& f : sagas) {
+    ASSERT_EQ(f.wait_for(120s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_OK(r);
+    ended += is_terminal(r->status);
+  }
+  EXPECT_EQ(ended, 20);
+  auto& l = participants->ledger;
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = "d" + std::to_string(i);
+    EXPECT_LE(l.count(l.reserved, id), 1) << id;
+    EXPECT_LE(l.count(l.charged, id), 1) << id;
+    EXPECT_EQ(l.count(l.reserved, id), l.count(l.released, id) + l.count(l.confirmed, id)) << id;
+  }
+}
+
+TEST(KafkaOptions, PropertiesThatRunCommandsOrLoadCodeAreRefused) {
+  for (const char* key :
+       {"sasl.kerberos.kinit.cmd", "plugin.library.paths", "ssl.engine.location"}) {
+    kafka::Options o;
+    o.properties = {{"bootstrap.servers", "127.0.0.1:9"}, {key, "/tmp/x"}};
+    auto t = kafka::KafkaTransport::open(o);
+    ASSERT_FALSE(t.ok()) << key;
+    EXPECT_NE(t.status().message().find(key), std::string::npos);
+    EXPECT_EQ(t.status().message().find("/tmp/x"), std::string::npos) << "values are never shown";
+  }
+  kafka::Options o;
+  o.properties = {{"bootstrap.servers", "127.0.0.1:9"}, {"debug", "broker,conf"}};
+  EXPECT_FALSE(kafka::KafkaTransport::open(o).ok());
+  o.properties = {{"bootstrap.servers", "127.0.0.1:9"},
+                  {"sasl.password", "hunter2"},
+                  {"no.such.property", "hunter2"}};
+  auto t = kafka::KafkaTransport::open(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("no.such.property"), std::string::npos);
+  EXPECT_EQ(t.status().message().find("hunter2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace saga
