@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <future>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -234,6 +235,54 @@ TEST_F(KafkaTest, SagasFinishWhenTheBrokerGoesDownMidRunAndComesBack) {
     EXPECT_LE(l.count(l.charged, id), 1) << id;
     EXPECT_EQ(l.count(l.reserved, id), l.count(l.released, id) + l.count(l.confirmed, id)) << id;
   }
+}
+
+// docs/protocol.md's participant by hand: kcat reads the command with its key and headers, and a
+// hand-written reply produced with kcat completes the saga.
+TEST_F(KafkaTest, KcatReadsACommandAndTheOrchestratorAcceptsAHandWrittenReply) {
+  orchestrator_bus = transport("orchestrator");
+  ASSERT_TRUE(orchestrator_bus);
+  EngineOptions opts;
+  opts.definitions = {Definition::Builder("Reserve")
+                          .default_timeout(Duration(30000))
+                          .step("reserve", "inventory.ReserveItems", "inventory.ReleaseReservation")
+                          .build()
+                          .value()};
+  opts.log = [](const std::string&) {};
+  auto e = Engine::open(opts, store, *orchestrator_bus, clock);
+  ASSERT_OK(e);
+  engine = std::move(*e);
+  ASSERT_OK(orchestrator_bus->wait_ready(Duration(30000)));
+  auto f = engine->start(
+      {.definition = "Reserve", .saga_id = "order-42", .input = R"({"order_id":"42"})"});
+
+  auto read = testutil::run_command("timeout 30 kcat -b " + bootstrap +
+                                    " -C -t inventory.commands -o beginning -c 1 -e -q "
+                                    "-f 'key=%k\\nheaders=%h\\n%s\\n'");
+  ASSERT_EQ(read.exit_code, 0) << "is kcat installed (scripts/setup.sh)? " << read.err;
+  EXPECT_NE(read.out.find("key=order-42\n"), std::string::npos) << read.out;
+  EXPECT_NE(read.out.find("saga-type=ReserveItems"), std::string::npos) << read.out;
+  EXPECT_NE(read.out.find("saga-reply-to=orchestrator.replies"), std::string::npos) << read.out;
+  std::cout << read.out;
+  const size_t at = read.out.find("\n{");
+  ASSERT_NE(at, std::string::npos) << read.out;
+  const std::string value = read.out.substr(at + 1);
+  auto command = decode_json(value.substr(0, value.find('\n')));
+  ASSERT_OK(command);
+  EXPECT_EQ(command->command_id, "order-42/reserve/a1");
+
+  const std::string reply =
+      R"(order-42|{"v":1,"kind":"reply","type":"ReserveItems","saga_id":"order-42",)"
+      R"("command_id":"order-42/reserve/a1","compensation":false,"outcome":"ok",)"
+      R"("payload":{"reservation_id":"res-42"}})";
+  auto wrote = testutil::run_command("echo '" + reply + "' | timeout 30 kcat -b " + bootstrap +
+                                     " -P -t orchestrator.replies -K '|'");
+  ASSERT_EQ(wrote.exit_code, 0) << wrote.err;
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  auto outcome = f.get();
+  ASSERT_OK(outcome);
+  EXPECT_EQ(outcome->status, SagaStatus::kCompleted);
+  EXPECT_NE(outcome->context.find("res-42"), std::string::npos) << outcome->context;
 }
 
 TEST(KafkaOptions, PropertiesThatRunCommandsOrLoadCodeAreRefused) {
