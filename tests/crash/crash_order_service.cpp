@@ -17,6 +17,7 @@
 #include <string>
 
 #include "saga/engine.hpp"
+#include "saga/kafka_transport.hpp"
 #include "saga/memory.hpp"
 #include "saga/participant.hpp"
 #include "saga/sqlite_participant_store.hpp"
@@ -52,17 +53,23 @@ class LossyBus : public TransportWrapper {
   double drop_, dup_;
 };
 
-int flag(int argc, char** argv, const std::string& name, int fallback) {
+const char* flag_text(int argc, char** argv, const std::string& name) {
   for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::atoi(argv[i + 1]);
-  return fallback;
+    if (argv[i] == "--" + name) return argv[i + 1];
+  return nullptr;
+}
+int flag(int argc, char** argv, const std::string& name, int fallback) {
+  const char* v = flag_text(argc, argv, name);
+  return v ? std::atoi(v) : fallback;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: crash-order-service DIR [--sagas N] [--window N] [--seed S]\n");
+    std::fprintf(stderr,
+                 "usage: crash-order-service DIR [--sagas N] [--window N] [--seed S] "
+                 "[--bootstrap HOST:PORT]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -72,10 +79,28 @@ int main(int argc, char** argv) {
   const double drop = flag(argc, argv, "drop-permille", 10) / 1000.0;
   const double dup = flag(argc, argv, "dup-permille", 20) / 1000.0;
 
-  MemoryTransport bus;
-  LossyBus lossy(&bus, static_cast<uint64_t>(seed), drop, dup);
-  testutil::LedgerParticipants participants(lossy, testutil::OrderSystemFiles::in(dir), {});
-  (void)participants.start();
+  // In memory, the participants run here; over Kafka (--bootstrap) they are another process
+  // (kafka-ledger-participants) and the broker is a third.
+  MemoryTransport memory;
+  std::unique_ptr<kafka::KafkaTransport> kafka_bus;
+  Transport* bus = &memory;
+  if (const char* bootstrap = flag_text(argc, argv, "bootstrap")) {
+    auto k = kafka::KafkaTransport::open(
+        {.properties = {{"bootstrap.servers", bootstrap}, {"session.timeout.ms", "6000"}}});
+    if (!k.ok()) {
+      std::fprintf(stderr, "%s\n", k.status().to_string().c_str());
+      return 3;
+    }
+    kafka_bus = std::move(*k);
+    bus = kafka_bus.get();
+  }
+  LossyBus lossy(bus, static_cast<uint64_t>(seed), drop, dup);
+  std::unique_ptr<testutil::LedgerParticipants> participants;
+  if (!kafka_bus) {
+    participants = std::make_unique<testutil::LedgerParticipants>(
+        lossy, testutil::OrderSystemFiles::in(dir), SqliteOptions{});
+    (void)participants->start();
+  }
 
   auto log = SqliteStore::open({.path = dir + "/saga-log.db"});
   if (!log.ok()) {
@@ -92,6 +117,12 @@ int main(int argc, char** argv) {
   if (!engine.ok()) {
     std::fprintf(stderr, "%s\n", engine.status().to_string().c_str());
     return 3;
+  }
+  if (kafka_bus) {
+    if (Status st = kafka_bus->wait_ready(Duration(60000)); !st.ok()) {
+      std::fprintf(stderr, "%s\n", st.to_string().c_str());
+      return 3;
+    }
   }
 
   // Sagas the log already holds as ended are not started again, so a boot costs O(active).
