@@ -285,6 +285,32 @@ TEST_F(KafkaTest, KcatReadsACommandAndTheOrchestratorAcceptsAHandWrittenReply) {
   EXPECT_NE(outcome->context.find("res-42"), std::string::npos) << outcome->context;
 }
 
+TEST_F(KafkaTest, SagasFinishThroughProduceAndFetchRequestErrors) {
+  start_order_system();
+  // NOT_LEADER_FOR_PARTITION (6) and REQUEST_TIMED_OUT (7) on Produce (api 0) and Fetch (1),
+  // and dropped connections (-195).
+  for (const char* line : {"errors 0 6 10", "errors 0 7 10", "errors 1 6 10", "errors 1 -195 5"}) {
+    ASSERT_TRUE(broker->write_line(line));
+    ASSERT_TRUE(testutil::wait_for_line(log, std::string("ok ") + line, 5s).has_value()) << line;
+  }
+  std::vector<std::future<Result<SagaOutcome>>> sagas;
+  for (int i = 0; i < 20; ++i) sagas.push_back(order("e" + std::to_string(i), i % 10 == 0));
+  int completed = 0;
+  for (auto& f : sagas) {
+    ASSERT_EQ(f.wait_for(120s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_OK(r);
+    completed += r->status == SagaStatus::kCompleted;
+  }
+  EXPECT_EQ(completed, 18);
+  auto& l = participants->ledger;
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = "e" + std::to_string(i);
+    EXPECT_EQ(l.count(l.reserved, id), 1) << id;
+    EXPECT_LE(l.count(l.charged, id), 1) << id;
+  }
+}
+
 TEST(KafkaOptions, PropertiesThatRunCommandsOrLoadCodeAreRefused) {
   for (const char* key :
        {"sasl.kerberos.kinit.cmd", "plugin.library.paths", "ssl.engine.location"}) {
