@@ -1,6 +1,8 @@
-// saga-bench: the reference workload (README "Benchmark"). Embedded mode: SQLite event log
+// saga-bench: the reference workload (docs/performance.md). Embedded mode: SQLite event log
 // (synchronous=FULL unless told otherwise), in-memory transport, participants in-process doing
-// a map update. Verifies the end counts and prints one JSON line per run.
+// a map update. Kafka mode: the same, but the orchestrator and the participants are two Kafka
+// clients of saga-mock-broker (started here unless --bootstrap names a cluster). Verifies the
+// end counts and prints one JSON line per run.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
@@ -15,7 +17,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "saga/engine.hpp"
+#include "saga/kafka_transport.hpp"
 #include "saga/memory.hpp"
 #include "saga/participant.hpp"
 #include "saga/sqlite_store.hpp"
@@ -77,6 +84,52 @@ struct World {
   }
 };
 
+// saga-mock-broker as a child process; stopped (SIGTERM) when this goes away.
+class Broker {
+ public:
+  static std::unique_ptr<Broker> start(const std::string& program, int partitions) {
+    int fds[2];
+    if (pipe(fds) != 0) return nullptr;
+    const std::string parts = std::to_string(partitions);
+    std::vector<std::string> args = {program, "--partitions", parts};
+    for (const char* t :
+         {"inventory.commands", "payment.commands", "orders.commands", "orchestrator.replies"}) {
+      args.push_back("--topic");
+      args.push_back(t);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    auto b = std::unique_ptr<Broker>(new Broker(pid));
+    FILE* out = fdopen(fds[0], "r");
+    char line[512] = {0};
+    if (out == nullptr || fgets(line, sizeof line, out) == nullptr) return nullptr;
+    fclose(out);
+    std::string l(line);
+    if (l.rfind("bootstrap=", 0) != 0) return nullptr;
+    b->bootstrap = l.substr(10, l.find_last_not_of("\r\n") - 9);
+    return b;
+  }
+  ~Broker() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::string bootstrap;
+
+ private:
+  explicit Broker(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+};
+
 double rss_mb() {
   std::ifstream f("/proc/self/status");
   std::string line;
@@ -98,8 +151,11 @@ int main(int argc, char** argv) {
   CLI::App app{"saga-bench: the order-saga reference workload"};
   std::string mode = "embedded", run = "throughput", sync = "full", db;
   int sagas = 0, inflight = 0, partitions = 1, max_batch = 2048;
-  app.add_option("--mode", mode, "embedded (kafka comes with the Kafka transport)")
-      ->check(CLI::IsMember({"embedded"}));
+  std::string bootstrap, broker_program;
+  std::vector<std::string> kafka_props;
+  int topic_partitions = 4;
+  app.add_option("--mode", mode, "embedded (in-memory transport) or kafka")
+      ->check(CLI::IsMember({"embedded", "kafka"}));
   app.add_option("--run", run, "throughput or latency")
       ->check(CLI::IsMember({"throughput", "latency"}));
   app.add_option("--sagas", sagas, "Sagas to run (default 50000 throughput, 2000 latency)")
@@ -114,6 +170,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1'000'000));
   bool overwrite = false;
   app.add_option("--db", db, "Event log file (default: a fresh file in the temp folder)");
+  app.add_option("--bootstrap", bootstrap,
+                 "Kafka mode: a cluster to use (default: start saga-mock-broker)");
+  app.add_option("--broker-program", broker_program,
+                 "Kafka mode: the saga-mock-broker to start (default: beside saga-bench's "
+                 "build folder, else on PATH)");
+  app.add_option("--kafka", kafka_props, "Kafka mode: a librdkafka property K=V (repeatable)");
+  app.add_option("--topic-partitions", topic_partitions,
+                 "Kafka mode: partitions per topic of the started broker")
+      ->check(CLI::Range(1, 256));
   app.add_flag("--overwrite", overwrite, "Replace the --db file if it exists");
   CLI11_PARSE(app, argc, argv);
   if (sagas == 0) sagas = run == "throughput" ? 50000 : 2000;
@@ -139,18 +204,68 @@ int main(int argc, char** argv) {
     std::cerr << store.status().to_string() << "\n";
     return 1;
   }
-  MemoryTransport bus;
-  World world(bus);
+  MemoryTransport memory;
+  Transport* engine_bus = &memory;
+  Transport* participant_bus = &memory;
+  std::unique_ptr<Broker> broker;
+  std::unique_ptr<kafka::KafkaTransport> orchestrator_kafka, participant_kafka;
+  if (mode == "kafka") {
+    if (bootstrap.empty()) {
+      if (broker_program.empty()) {
+        const auto beside = fs::path(argv[0]).parent_path().parent_path() / "apps" /
+                            "saga-mock-broker" / "saga-mock-broker";
+        broker_program = fs::exists(beside) ? beside.string() : "saga-mock-broker";
+      }
+      broker = Broker::start(broker_program, topic_partitions);
+      if (!broker) {
+        std::cerr << "saga-bench: could not start " << broker_program << "\n";
+        return 1;
+      }
+      bootstrap = broker->bootstrap;
+    }
+    std::map<std::string, std::string> props{{"bootstrap.servers", bootstrap}};
+    for (const std::string& kv : kafka_props) {
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos) {
+        std::cerr << "saga-bench: --kafka takes KEY=VALUE, not '" << kv.substr(0, 64) << "'\n";
+        return 2;
+      }
+      props[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (auto* k : {&orchestrator_kafka, &participant_kafka}) {
+      auto t = kafka::KafkaTransport::open({.properties = props, .log = [](const std::string& l) {
+                                              std::cerr << "kafka: " << l << "\n";
+                                            }});
+      if (!t.ok()) {
+        std::cerr << t.status().to_string() << "\n";
+        return 1;
+      }
+      *k = std::move(*t);
+    }
+    engine_bus = orchestrator_kafka.get();
+    participant_bus = participant_kafka.get();
+  } else if (mode != "embedded") {
+    std::cerr << "saga-bench: --mode must be embedded or kafka\n";
+    return 2;
+  }
+  World world(*participant_bus);
   for (Participant* p : {&world.inventory, &world.payment, &world.orders}) (void)p->start();
   SystemClock clock;
   EngineOptions opts;
   opts.definitions = {place_order()};
   opts.partitions = partitions;
   opts.max_batch = static_cast<size_t>(max_batch);
-  auto engine = Engine::open(opts, **store, bus, clock);
+  auto engine = Engine::open(opts, **store, *engine_bus, clock);
   if (!engine.ok()) {
     std::cerr << engine.status().to_string() << "\n";
     return 1;
+  }
+  for (auto* k : {orchestrator_kafka.get(), participant_kafka.get()}) {
+    if (k == nullptr) continue;
+    if (Status st = k->wait_ready(Duration(60000)); !st.ok()) {
+      std::cerr << st.to_string() << "\n";
+      return 1;
+    }
   }
 
   std::mutex mu;
@@ -218,6 +333,7 @@ int main(int argc, char** argv) {
 
   nlohmann::json out{
       {"mode", mode},
+      {"topic_partitions", mode == "kafka" ? topic_partitions : 0},
       {"run", run},
       {"sagas", sagas},
       {"inflight", inflight},

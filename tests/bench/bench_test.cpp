@@ -28,5 +28,16 @@ TEST(SagaBench, RefusesToReplaceAnExistingDbFileUnlessToldTo) {
   EXPECT_NE(replaced.out.find("\"verified\":true"), std::string::npos) << replaced.out;
 }
 
+// Kafka mode starts its own saga-mock-broker and stops it when done.
+TEST(SagaBenchKafka, RunsTheWorkloadOverAMockBrokerItStartsAndStops) {
+  const std::string path = testutil::temp_path("kafka-bench.db");
+  auto r = testutil::run_command(std::string(SAGA_BENCH) + " --mode kafka --sagas 300 --db '" +
+                                 path + "' --overwrite");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"mode\":\"kafka\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"verified\":true"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("saga-mock-broker: stopping"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace saga
