@@ -5,13 +5,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "definitions.hpp"
+#include "demo_orders.hpp"
 #include "saga/engine.hpp"
 #include "saga/memory.hpp"
 #include "saga/sqlite_store.hpp"
-#include "saga/timeline.hpp"
 #include "services/services.hpp"
 
 using namespace saga;
@@ -61,42 +60,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  struct Order {
-    const char* id;
-    int qty;
-    int amount;
-    const char* note;
-  };
-  const Order orders_to_place[] = {
-      {"order-1001", 2, 120, "completes"},
-      {"order-1002", 1, 900, "card declined at payment: ReleaseReservation runs"},
-      {"order-1003", 3, 250, "completes"},
-      {"order-1004", 20, 80, "out of stock: nothing to compensate"},
-      {"order-1005", 1, 60, "payment gateway fails once: retried, completes"},
-  };
-  std::vector<std::pair<const Order*, std::future<Result<SagaOutcome>>>> running;
-  for (const Order& o : orders_to_place) {
-    nlohmann::json input{
-        {"order_id", o.id}, {"sku", "widget"}, {"qty", o.qty}, {"amount", o.amount}};
-    running.emplace_back(
-        &o, (*engine)->start({.definition = "PlaceOrder", .saga_id = o.id, .input = input.dump()}));
-  }
-  int completed = 0, compensated = 0, other = 0;
-  for (auto& [o, fut] : running) {
-    auto r = fut.get();
-    std::cout << "\n# " << o->id << ": " << o->note << "\n";
-    if (!r.ok()) {
-      std::cout << "  error: " << r.status().to_string() << "\n";
-      ++other;
-      continue;
-    }
-    auto events = (*store)->events(o->id);
-    std::cout << format_timeline(o->id, events.ok() ? *events : std::vector<Event>{},
-                                 (*engine)->definition("PlaceOrder", 0));
-    completed += r->status == SagaStatus::kCompleted;
-    compensated += r->status == SagaStatus::kCompensated;
-    other += r->status != SagaStatus::kCompleted && r->status != SagaStatus::kCompensated;
-  }
+  const samples::DemoOrdersResult r = samples::place_demo_orders(**engine, **store);
+  const int completed = r.completed, compensated = r.compensated, other = r.other;
   (*engine)->close();
 
   const long long held = inventory.reservations("held");
@@ -106,8 +71,8 @@ int main(int argc, char** argv) {
       "\nsummary: %zu sagas: %d completed, %d compensated, %d other | inventory: %lld held, "
       "%lld released, stock %lld | payment: %lld charged | orders: %lld confirmed | %s\n"
       "data in %s/ (saga log: saga-log.db; try: sqlite3 %s/saga-log.db 'select * from events')\n",
-      running.size(), completed, compensated, other, held, released, inventory.stock("widget"),
-      payment.charged_total(), orders.confirmed(), consistent ? "consistent" : "INCONSISTENT",
-      data_dir.c_str(), data_dir.c_str());
+      static_cast<size_t>(completed + compensated + other), completed, compensated, other, held,
+      released, inventory.stock("widget"), payment.charged_total(), orders.confirmed(),
+      consistent ? "consistent" : "INCONSISTENT", data_dir.c_str(), data_dir.c_str());
   return consistent && other == 0 ? 0 : 1;
 }

@@ -6,12 +6,11 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "definitions.hpp"
+#include "demo_orders.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite_store.hpp"
-#include "saga/timeline.hpp"
 #include "services/kafka_process.hpp"
 #include "services/services.hpp"
 
@@ -59,41 +58,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  struct Order {
-    const char* id;
-    int qty;
-    int amount;
-    const char* note;
-  };
-  const Order to_place[] = {
-      {"order-1001", 2, 120, "completes"},
-      {"order-1002", 1, 900, "card declined at payment: ReleaseReservation runs"},
-      {"order-1003", 3, 250, "completes"},
-      {"order-1004", 20, 80, "out of stock: nothing to compensate"},
-      {"order-1005", 1, 60, "completes (a payment failure on the way is retried)"},
-  };
-  std::vector<std::pair<const Order*, std::future<Result<SagaOutcome>>>> running;
-  for (const Order& o : to_place) {
-    nlohmann::json input{
-        {"order_id", o.id}, {"sku", "widget"}, {"qty", o.qty}, {"amount", o.amount}};
-    running.emplace_back(
-        &o, (*engine)->start({.definition = "PlaceOrder", .saga_id = o.id, .input = input.dump()}));
-  }
-  int ended = 0;
-  for (auto& [o, fut] : running) {
-    auto r = fut.get();
-    std::cout << "\n# " << o->id << ": " << o->note << "\n";
-    if (!r.ok()) {
-      std::cout << "  error: " << r.status().to_string() << "\n";
-      continue;
-    }
-    ++ended;
-    auto events = (*store)->events(o->id);
-    std::cout << format_timeline(o->id, events.ok() ? *events : std::vector<Event>{},
-                                 (*engine)->definition("PlaceOrder", 0));
-  }
+  const samples::DemoOrdersResult r = samples::place_demo_orders(**engine, **store);
+  const int ended = r.completed + r.compensated;
   st = (*engine)->close();
-  std::cout << "\norder-service: " << ended << " of " << running.size()
+  std::cout << "\norder-service: " << ended << " of " << ended + r.other
             << " sagas ended; orders confirmed: " << orders.confirmed() << std::endl;
-  return ended == static_cast<int>(running.size()) && st.ok() ? 0 : 1;
+  return r.other == 0 && st.ok() ? 0 : 1;
 }
