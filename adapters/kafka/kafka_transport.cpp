@@ -14,6 +14,9 @@ namespace saga::kafka {
 
 namespace {
 
+// Below librdkafka's default message.max.bytes (1,000,000), with room for the headers.
+constexpr size_t kMaxDeadLetterBytes = 900 * 1000;
+
 // Properties that make librdkafka run a program or load a library into this process.
 constexpr const char* kForbidden[] = {"sasl.kerberos.kinit.cmd", "plugin.library.paths",
                                       "ssl.engine.location", "ssl.providers"};
@@ -69,7 +72,7 @@ struct KafkaTransport::Impl {
   std::unordered_map<std::string, std::shared_ptr<Subscription>> subs;
   std::atomic<uint64_t> produced{0}, delivery_failures{0}, consumed{0}, dead{0};
   std::mutex log_mu;
-  std::set<std::string> logged;  // repeated consumer errors are logged once
+  std::set<std::string> logged;  // lines already logged (bounded: forgotten when full)
 
   void log(const std::string& line) {
     if (opts.log) opts.log(line);
@@ -77,6 +80,7 @@ struct KafkaTransport::Impl {
   void log_once(const std::string& line) {
     {
       std::lock_guard l(log_mu);
+      if (logged.size() >= 1000) logged.clear();  // lines carry ids: never grow without bound
       if (!logged.insert(line).second) return;
     }
     log(line);
@@ -86,7 +90,8 @@ struct KafkaTransport::Impl {
   void produce(const std::string& topic, const std::string& key, const std::string& value,
                rd_kafka_headers_t* headers, Completion done);
   void dead_letter(const std::shared_ptr<Subscription>& sub, int32_t partition, int64_t offset,
-                   const std::string& key, const std::string& value, const std::string& reason);
+                   uint64_t generation, const std::string& key, const std::string& value,
+                   const std::string& reason);
 };
 
 // One consumer: its poll thread, and per partition the offsets delivered but not settled.
@@ -99,7 +104,10 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
   std::thread thread;
   std::atomic<bool> stop{false};
 
+  // One assignment of one partition: acks of messages delivered under an earlier assignment
+  // (before a rebalance took the partition away) store nothing.
   struct Offsets {
+    uint64_t generation = 0;
     std::set<int64_t> pending;
     int64_t high = -1;    // one past the highest settled offset
     int64_t stored = -1;  // the offset last stored (the next one to consume)
@@ -108,7 +116,15 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
   std::condition_variable assigned_cv;
   bool assigned = false;  // the group gave this consumer its partitions
   bool closed = false;
+  uint64_t generations = 0;
   std::unordered_map<int32_t, Offsets> partitions;
+
+  // The current assignment of `partition`, a new one if it has none. REQUIRES: mu held.
+  Offsets& assignment(int32_t partition) {
+    Offsets& p = partitions[partition];
+    if (p.generation == 0) p.generation = ++generations;
+    return p;
+  }
 
   // Runs inside rd_kafka_consumer_poll() on this consumer's thread.
   void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list) {
@@ -121,6 +137,10 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
         rd_kafka_assign(rk.get(), list);
       }
       std::lock_guard l(mu);
+      for (int i = 0; i < list->cnt; ++i) {
+        partitions.erase(list->elems[i].partition);
+        assignment(list->elems[i].partition);
+      }
       assigned = true;
       assigned_cv.notify_all();
       return;
@@ -138,10 +158,12 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
     }
   }
 
-  void settle(int32_t partition, int64_t offset) {
+  void settle(int32_t partition, int64_t offset, uint64_t generation) {
     std::lock_guard l(mu);
     if (closed) return;
-    Offsets& p = partitions[partition];
+    auto it = partitions.find(partition);
+    if (it == partitions.end() || it->second.generation != generation) return;
+    Offsets& p = it->second;
     p.pending.erase(offset);
     p.high = std::max(p.high, offset + 1);
     // Never past a message still being processed: the first pending one is consumed again.
@@ -157,27 +179,30 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
     impl->consumed++;
     const int32_t partition = m->partition;
     const int64_t offset = m->offset;
+    uint64_t generation;
     {
       std::lock_guard l(mu);
-      partitions[partition].pending.insert(offset);
+      Offsets& p = assignment(partition);
+      p.pending.insert(offset);
+      generation = p.generation;
     }
     std::string value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
     std::string key(m->key ? static_cast<const char*>(m->key) : "", m->key_len);
     std::weak_ptr<Subscription> weak = weak_from_this();
-    const bool too_big = m->len > impl->opts.max_message_bytes;
-    Ack ack([weak, partition, offset, key,
+    const size_t size = m->len + m->key_len;
+    const bool too_big = size > impl->opts.max_message_bytes;
+    Ack ack([weak, partition, offset, generation, key,
              value = too_big ? std::string() : value](const std::string& reason) {
       auto self = weak.lock();
       if (!self) return;
       if (reason.empty()) {
-        self->settle(partition, offset);
+        self->settle(partition, offset, generation);
       } else {
-        self->impl->dead_letter(self, partition, offset, key, value, reason);
+        self->impl->dead_letter(self, partition, offset, generation, key, value, reason);
       }
     });
     if (too_big) {
-      return ack.dead_letter("record of " + std::to_string(m->len) +
-                             " bytes exceeds the limit of " +
+      return ack.dead_letter("record of " + std::to_string(size) + " bytes exceeds the limit of " +
                              std::to_string(impl->opts.max_message_bytes));
     }
     auto msg = decode_json(value);
@@ -287,7 +312,7 @@ void KafkaTransport::Impl::produce(const std::string& topic, const std::string& 
 }
 
 void KafkaTransport::Impl::dead_letter(const std::shared_ptr<Subscription>& sub, int32_t partition,
-                                       int64_t offset, const std::string& key,
+                                       int64_t offset, uint64_t generation, const std::string& key,
                                        const std::string& value, const std::string& reason) {
   rd_kafka_headers_t* h = rd_kafka_headers_new(3);
   add_header(h, "saga-dlq-reason", reason);
@@ -296,16 +321,20 @@ void KafkaTransport::Impl::dead_letter(const std::shared_ptr<Subscription>& sub,
   log_once("dead letter from " + sub->topic + ": " + reason);
   std::weak_ptr<Subscription> weak = sub;
   // Settled only once the dead-letter topic has it: otherwise it comes again after a restart.
-  produce(sub->topic + ".dlq", key, value, h, [this, weak, partition, offset](Status st) {
-    auto self = weak.lock();
-    if (!self) return;
-    if (st.ok()) {
-      dead++;
-      self->settle(partition, offset);
-    } else {
-      log_once("could not write a dead letter: " + st.message());
-    }
-  });
+  // A record near the size limit would not fit beside the headers: keep its head.
+  const bool cut = key.size() + value.size() > kMaxDeadLetterBytes;
+  if (cut) add_header(h, "saga-dlq-truncated-from", std::to_string(value.size()));
+  produce(sub->topic + ".dlq", key.substr(0, 1024), cut ? value.substr(0, 64 << 10) : value, h,
+          [this, weak, partition, offset, generation](Status st) {
+            auto self = weak.lock();
+            if (!self) return;
+            if (st.ok()) {
+              dead++;
+              self->settle(partition, offset, generation);
+            } else {  // not settled: it comes again after a restart
+              log("could not write a dead letter: " + st.message());
+            }
+          });
 }
 
 KafkaTransport::KafkaTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -342,7 +371,11 @@ KafkaTransport::~KafkaTransport() {
     for (const auto& [channel, sub] : impl_->subs) channels.push_back(channel);
   }
   for (const auto& c : channels) unsubscribe(c);
-  (void)flush(Duration(10000));
+  if (!flush(Duration(10000)).ok()) {
+    // Every send is still answered: what could not be delivered fails with a purge error.
+    rd_kafka_purge(impl_->producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    (void)flush(Duration(1000));
+  }
   impl_->stopping = true;
   impl_->poller.join();
 }

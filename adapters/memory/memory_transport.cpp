@@ -25,6 +25,7 @@ bool MemoryTransport::deliver(const std::shared_ptr<Sub>& sub, const std::string
 }
 
 void MemoryTransport::send(Message message, Completion done) {
+  const std::string channel = message.channel;
   std::shared_ptr<Sub> sub;
   {
     std::lock_guard l(mu_);
@@ -39,7 +40,6 @@ void MemoryTransport::send(Message message, Completion done) {
       seq = ++state_->next;
       state_->unsettled[message.channel].emplace(seq, message);
     }
-    const std::string channel = message.channel;
     delivered = deliver(sub, channel, seq, std::move(message));
     if (!delivered) {  // unsubscribed meanwhile: the broker never took it
       std::lock_guard l(state_->mu);
@@ -47,7 +47,7 @@ void MemoryTransport::send(Message message, Completion done) {
     }
   }
   if (!delivered) {
-    done(Status::Unavailable("no subscriber for channel '" + message.channel + "'"));
+    done(Status::Unavailable("no subscriber for channel '" + channel + "'"));
     return;
   }
   done(Status::Ok());

@@ -144,6 +144,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   // the partition takes no new sagas (it would only grow a batch it cannot commit).
   Status write_error;
   uint64_t failed_in_a_row = 0;
+  bool retry_pending = false;
   // Set once the engine is destroyed without close(): queued handlers answer and do nothing.
   bool draining = false;
 
@@ -310,6 +311,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   }
 
   void schedule_flush() {
+    if (!write_error.ok()) return;  // the pending retry commits everything gathered by then
     if (batch.sagas.size() >= impl.opts.max_batch) {
       flush();
       return;
@@ -343,9 +345,15 @@ struct Partition : std::enable_shared_from_this<Partition> {
       write_error = st;
       // Keep everything; new decisions join this batch. Nothing leaves before the commit.
       flush_scheduled = true;
+      if (retry_pending) return;  // one retry timer, however many inputs arrive meanwhile
+      retry_pending = true;
       std::weak_ptr<Partition> weak = weak_from_this();
       impl.clock.schedule(impl.clock.now() + impl.opts.resend_delay, [weak] {
-        if (auto p = weak.lock()) p->post([raw = p.get()] { raw->flush(); });
+        if (auto p = weak.lock())
+          p->post([raw = p.get()] {
+            raw->retry_pending = false;
+            raw->flush();
+          });
       });
       return;
     }

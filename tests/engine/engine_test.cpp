@@ -223,6 +223,28 @@ TEST_F(EngineTest, CompensationThatNeverGetsThroughLeavesSagaStuck) {
   EXPECT_NE(r->reason.find("charge_payment"), std::string::npos) << r->reason;
 }
 
+// While the log cannot be written, a full batch does not turn every new input into another
+// commit attempt and another retry timer: one retry per resend_delay.
+TEST_F(EngineTest, FailingLogIsRetriedOncePerDelayHoweverManyInputsArrive) {
+  open({.max_batch = 1});
+  transport.hold(true);
+  start_many("f", 30);
+  engine->poll();  // 30 starts committed; their first commands held
+  store.fail_next(1000);
+  transport.hold(false);
+  transport.release_all();  // 30 replies, each a decision that cannot be committed
+  engine->poll();
+  EXPECT_EQ(engine->metrics().commit_failures, 1u);
+  clock.advance(Duration(200));
+  engine->poll();
+  EXPECT_EQ(engine->metrics().commit_failures, 2u);
+  store.fail_next(0);
+  clock.advance(Duration(200));
+  engine->poll();
+  EXPECT_EQ(engine->metrics().partitions_failing, 0u);
+  EXPECT_EQ(engine->metrics().commit_failures, 2u);
+}
+
 TEST_F(EngineTest, CompensationFailingTwiceThenSucceedingUndoesTheStepOnce) {
   participants.release_failures = 2;  // the policy allows 3 attempts
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "k", .input = order(1, true)});

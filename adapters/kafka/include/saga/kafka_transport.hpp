@@ -46,11 +46,14 @@ Status check_properties(const std::map<std::string, std::string>& properties);
 class KafkaTransport : public Transport {
  public:
   static Result<std::unique_ptr<KafkaTransport>> open(Options options);
-  // Stops the consumers and waits up to 10 s for the producer's queue to drain.
+  // Stops the consumers and waits up to 10 s for the producer's queue to drain; sends still
+  // queued then complete with an error. REQUIRES: whoever holds its Acks (engine,
+  // participants) is gone first.
   ~KafkaTransport() override;
 
   void send(Message message, Completion done) override;
   Status subscribe(const std::string& channel, Handler handler) override;
+  // REQUIRES: not called from that channel's handler (it waits for the handler's thread).
   void unsubscribe(const std::string& channel) override;
 
   // Waits until every message sent so far has its delivery report, or `timeout` passes.
