@@ -12,9 +12,15 @@ data="${SAGA_DEMO_DATA:-$PWD/order-system-data}"
 rm -rf "$data" && mkdir -p "$data"
 
 pids=()
-stop_all() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+stop_all() {  # the services first, the broker they talk to last; SIGKILL after 30 s
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || continue
+    (sleep 30 && kill -KILL "${pids[i]}" 2>/dev/null &&
+      echo "process ${pids[i]} ignored SIGTERM for 30 s: killed" >&2) &
+    local killer=$!
+    wait "${pids[i]}" 2>/dev/null || true
+    kill "$killer" 2>/dev/null || true
+  done
 }
 trap stop_all EXIT
 

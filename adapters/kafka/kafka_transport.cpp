@@ -438,7 +438,20 @@ void KafkaTransport::unsubscribe(const std::string& channel) {
     std::lock_guard l(sub->mu);
     sub->closed = true;  // late acks store nothing: their messages come again
   }
-  rd_kafka_consumer_close(sub->rk.get());  // commits the offsets stored so far
+  // Commit the offsets stored so far and leave the group, but not forever: with the broker
+  // gone a plain consumer_close() waits for the coordinator without end.
+  rd_kafka_queue_t* q = rd_kafka_queue_new(sub->rk.get());
+  if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(sub->rk.get(), q)) {
+    rd_kafka_error_destroy(e);
+  } else {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!rd_kafka_consumer_closed(sub->rk.get()) && std::chrono::steady_clock::now() < until)
+      rd_kafka_queue_poll_callback(q, 100);  // serves the revoke through the rebalance callback
+  }
+  rd_kafka_queue_destroy(q);
+  if (!rd_kafka_consumer_closed(sub->rk.get()))
+    impl_->log("kafka consumer of " + sub->topic + " did not close within 10 s (broker away?)");
+  rd_kafka_destroy_flags(sub->rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 Status KafkaTransport::flush(Duration timeout) {

@@ -3,8 +3,13 @@
 // databases and leaves no process behind.
 #include <gtest/gtest.h>
 
-#include <filesystem>
+#include <signal.h>
 
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "testutil/child_process.hpp"
 #include "testutil/testutil.hpp"
 
 namespace saga {
@@ -22,6 +27,36 @@ TEST(OrderSystem, ThreeServicesAndTheBrokerAsProcessesEndConsistentAndAllStop) {
   // Every process it started is gone.
   auto left = testutil::run_command("pgrep -f '" + data.string() + "' || true");
   EXPECT_EQ(left.out, "") << "still running: " << left.out;
+}
+
+// A service told to stop after its broker vanished still stops (its consumer's close would wait
+// for the group coordinator forever).
+TEST(OrderSystem, ServiceStopsOnSigtermEvenWhenItsBrokerIsGone) {
+  const std::string log = testutil::temp_path("broker.log");
+  const std::string out = testutil::temp_path("inventory.out");
+  testutil::ChildProcess broker(
+      {SAGA_BINARY_DIR "/apps/saga-mock-broker/saga-mock-broker", "--topic", "inventory.commands"},
+      log);
+  auto line = testutil::wait_for_line(log, "bootstrap=", std::chrono::seconds(10));
+  ASSERT_TRUE(line.has_value());
+  testutil::ChildProcess service({SAGA_BINARY_DIR "/samples/inventory-service", "--bootstrap",
+                                  line->substr(10), "--db", testutil::temp_path("inventory.db")},
+                                 out);
+  ASSERT_TRUE(testutil::wait_for_line(out, "inventory-service: ready", std::chrono::seconds(60))
+                  .has_value());
+  // One command handled first, so that there is an offset to commit when it stops.
+  const std::string command =
+      R"(s1|{"v":1,"kind":"command","type":"ReserveItems","saga_id":"s1",)"
+      R"("command_id":"s1/reserve/a1","reply_to":"orchestrator.replies","compensation":false,)"
+      R"("payload":{"qty":1}})";
+  auto sent = testutil::run_command("echo '" + command + "' | timeout 30 kcat -b " +
+                                    line->substr(10) + " -P -t inventory.commands -K '|'");
+  ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  broker.kill(SIGKILL);
+  ASSERT_EQ(broker.wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  service.kill(SIGTERM);
+  EXPECT_EQ(service.wait(std::chrono::seconds(60)), 0) << "see " << out;
 }
 
 }  // namespace
