@@ -21,6 +21,6 @@ if [ "${SAGA_SKIP_ASAN:-0}" != 1 ]; then
 fi
 if [ "${SAGA_SKIP_TSAN:-0}" != 1 ]; then
   if [ $# -eq 0 ]; then set -- -L 'unit|sqlite|crash|fault'; fi
-  SAGA_FAULT_STRIDE=${SAGA_FAULT_STRIDE:-4} \
+  SAGA_FAULT_STRIDE=${SAGA_FAULT_STRIDE:-4} SAGA_CRASH_WINDOW=${SAGA_CRASH_WINDOW:-250} \
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run tsan "$@"
 fi
