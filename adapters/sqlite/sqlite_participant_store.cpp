@@ -291,10 +291,9 @@ Result<std::unique_ptr<SqliteParticipantStore>> SqliteParticipantStore::open(
     return Status::InvalidArgument("SqliteParticipantStore: read_only is not supported");
   auto impl = std::make_unique<Impl>();
   sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(options.path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      options.vfs.empty() ? nullptr : options.vfs.c_str());
+  int rc = sqlite3_open_v2(options.path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           options.vfs.empty() ? nullptr : options.vfs.c_str());
   impl->db.reset(raw);
   if (rc != SQLITE_OK) {
     return Status::Unavailable("cannot open " + options.path + ": " +

@@ -58,6 +58,13 @@ class EngineTest : public ::testing::Test {
     m.payload = payload;
     bus.send(m, [](Status) {});
   }
+  // Lets `steps` periods of `step` pass, running what falls due after each.
+  void pass_time(int steps, Duration step) {
+    for (int i = 0; i < steps; ++i) {
+      clock.advance(step);
+      engine->poll();
+    }
+  }
   Result<SagaOutcome> run(const std::string& id, const std::string& input) {
     auto f = engine->start({.definition = "PlaceOrder", .saga_id = id, .input = input});
     engine->poll();
@@ -188,18 +195,12 @@ TEST_F(EngineTest, SilentParticipantTimesOutIsRetriedThenCompensatedAsPossiblyAp
   participants.payment.stop();  // nobody answers ChargeCard
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "t", .input = order(1)});
   engine->poll();
-  for (int i = 0; i < 8; ++i) {  // three attempts of 1s with backoff between them
-    clock.advance(Duration(500));
-    engine->poll();
-  }
+  pass_time(8, Duration(500));  // three attempts of 1s with backoff between them
   EXPECT_EQ(engine->state("t").value().status, SagaStatus::kCompensating);
   EXPECT_GE(engine->metrics().send_failures, 3u);  // no subscriber: sends retried
   // Payment comes back: it gets RefundPayment for a charge it never saw (a no-op).
   ASSERT_OK(participants.payment.start());
-  for (int i = 0; i < 10; ++i) {
-    clock.advance(Duration(500));
-    engine->poll();
-  }
+  pass_time(10, Duration(500));
   auto r = f.get();
   ASSERT_OK(r);
   EXPECT_EQ(r->status, SagaStatus::kCompensated);
@@ -213,10 +214,7 @@ TEST_F(EngineTest, CompensationThatNeverGetsThroughLeavesSagaStuck) {
   participants.payment.stop();
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "t2", .input = order(1)});
   engine->poll();
-  for (int i = 0; i < 40; ++i) {
-    clock.advance(Duration(500));
-    engine->poll();
-  }
+  pass_time(40, Duration(500));
   auto r = f.get();
   ASSERT_OK(r);
   EXPECT_EQ(r->status, SagaStatus::kStuck);
@@ -249,10 +247,7 @@ TEST_F(EngineTest, CompensationFailingTwiceThenSucceedingUndoesTheStepOnce) {
   participants.release_failures = 2;  // the policy allows 3 attempts
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "k", .input = order(1, true)});
   engine->poll();
-  for (int i = 0; i < 10; ++i) {
-    clock.advance(Duration(1000));
-    engine->poll();
-  }
+  pass_time(10, Duration(1000));
   auto r = f.get();
   ASSERT_OK(r);
   EXPECT_EQ(r->status, SagaStatus::kCompensated) << r->reason;
@@ -267,10 +262,7 @@ TEST_F(EngineTest, StuckSagaIsReportedAndCanBeRetriedThroughTheApi) {
   participants.release_down = true;
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "s", .input = order(1, true)});
   engine->poll();
-  for (int i = 0; i < 10; ++i) {
-    clock.advance(Duration(1000));
-    engine->poll();
-  }
+  pass_time(10, Duration(1000));
   auto r = f.get();
   ASSERT_OK(r);
   EXPECT_EQ(r->status, SagaStatus::kStuck);
@@ -334,10 +326,7 @@ TEST_F(EngineTest, StuckSagaCanBeAbortedThroughTheApi) {
   open(opts);
   auto f = engine->start({.definition = "PlaceOrder", .saga_id = "ab", .input = order(1, true)});
   engine->poll();
-  for (int i = 0; i < 10; ++i) {
-    clock.advance(Duration(1000));
-    engine->poll();
-  }
+  pass_time(10, Duration(1000));
   ASSERT_EQ(f.get()->status, SagaStatus::kStuck);
   auto aborted = engine->abort("ab", "released by hand in the warehouse");
   engine->poll();

@@ -342,13 +342,6 @@ void SimDisk::cut_power() {
   impl_->dead = true;
 }
 
-uint64_t SimDisk::unsynced_writes() const {
-  std::lock_guard l(impl_->mu);
-  uint64_t n = 0;
-  for (const auto& [path, state] : impl_->files) n += state->pending.size();
-  return n;
-}
-
 void SimDisk::restore_power(Loss loss, uint64_t seed) {
   std::lock_guard l(impl_->mu);
   std::mt19937_64 rng(seed);
@@ -356,10 +349,6 @@ void SimDisk::restore_power(Loss loss, uint64_t seed) {
     if (state->deleted) continue;
     std::string image = state->durable;
     for (const FileState::Op& op : state->pending) {
-      if (loss == Loss::kNone) {
-        FileState::apply(op, image);
-        continue;
-      }
       if (loss == Loss::kDropUnsynced) break;
       const auto fate = rng() % 3;  // 0 lost, 1 written, 2 torn: some of its sectors written
       if (fate == 1 || (fate == 2 && op.truncate)) {

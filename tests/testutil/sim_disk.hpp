@@ -10,7 +10,7 @@
 // remembers, per file, the bytes as of the last sync. cut_power() makes every later write, sync,
 // truncate and delete fail (nothing more reaches the platter); once every connection is closed,
 // restore_power() rewrites each file as a disk would hold it after the cut: the synced bytes
-// plus none, all, or a random torn subset (512-byte sectors) of the unsynced writes.
+// plus none or a random torn subset (512-byte sectors) of the unsynced writes.
 #pragma once
 
 #include <cstdint>
@@ -38,14 +38,12 @@ class SimDisk {
 
   // ---- power loss ----
   enum class Loss {
-    kNone,          // all writes made it (a process crash, not a power loss)
     kDropUnsynced,  // every write since the file's last sync is gone
     kTearUnsynced,  // each unsynced write kept, dropped or torn at a sector, at random
   };
   void cut_power();
   // REQUIRES: no connection open on the files. Rewrites them and deletes their -shm files.
   void restore_power(Loss loss, uint64_t seed);
-  uint64_t unsynced_writes() const;  // pending over all files (for test diagnostics)
 
   struct Impl;
 
