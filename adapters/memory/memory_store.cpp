@@ -29,7 +29,25 @@ Status MemoryStore::commit(const WriteBatch& batch) {
     for (const Command& c : w.outbox) outbox_.emplace(c.id, std::make_pair(outbox_seq_++, c));
   }
   for (const auto& id : batch.sent) outbox_.erase(id);
+  for (const DefinitionRecord& d : batch.definitions) definitions_.emplace(d.fingerprint, d);
   return Status::Ok();
+}
+
+Result<std::optional<DefinitionRecord>> MemoryStore::definition(const std::string& fingerprint) {
+  std::lock_guard l(mu_);
+  auto it = definitions_.find(fingerprint);
+  if (it == definitions_.end()) return std::optional<DefinitionRecord>();
+  return std::optional<DefinitionRecord>(it->second);
+}
+
+Result<std::vector<DefinitionRecord>> MemoryStore::definitions() {
+  std::lock_guard l(mu_);
+  std::vector<DefinitionRecord> out;
+  for (const auto& [fp, d] : definitions_) out.push_back(d);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.name, a.version, a.first_used) < std::tie(b.name, b.version, b.first_used);
+  });
+  return out;
 }
 
 Result<Recovery> MemoryStore::recover() {
@@ -59,18 +77,41 @@ Result<std::optional<SagaSummary>> MemoryStore::find(const std::string& saga_id)
   return std::optional<SagaSummary>{it->second.summary};
 }
 
+namespace {
+bool matches(const SagaSummary& s, const ListFilter& f) {
+  if (f.status && s.status != *f.status) return false;
+  if (!f.definition.empty() && s.definition != f.definition) return false;
+  if (f.updated_since && s.updated_at < *f.updated_since) return false;
+  return true;
+}
+bool newer_first(const SagaSummary& a, const SagaSummary& b) {
+  return a.started_at != b.started_at ? a.started_at > b.started_at : a.id < b.id;
+}
+}  // namespace
+
 Result<std::vector<SagaSummary>> MemoryStore::list(const ListFilter& f) {
   std::lock_guard l(mu_);
   std::vector<SagaSummary> out;
+  SagaSummary cursor;
+  if (f.after) {
+    cursor.started_at = f.after->first;
+    cursor.id = f.after->second;
+  }
   for (const auto& [id, s] : sagas_) {
-    if (f.status && s.summary.status != *f.status) continue;
-    if (!f.definition.empty() && s.summary.definition != f.definition) continue;
+    if (!matches(s.summary, f)) continue;
+    if (f.after && !newer_first(cursor, s.summary)) continue;
     out.push_back(s.summary);
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.updated_at > b.updated_at; });
+  std::sort(out.begin(), out.end(), newer_first);
   if (out.size() > f.limit) out.resize(f.limit);
   return out;
+}
+
+Result<uint64_t> MemoryStore::count(const ListFilter& f) {
+  std::lock_guard l(mu_);
+  uint64_t n = 0;
+  for (const auto& [id, s] : sagas_) n += matches(s.summary, f);
+  return n;
 }
 
 size_t MemoryStore::outbox_size() const {

@@ -224,6 +224,12 @@ CREATE INDEX timers_due ON timers(due_ms);
     {3, R"sql(
 ALTER TABLE events ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 )sql"},
+    // The log describes itself: each definition a saga ran, as canonical text.
+    {4, R"sql(
+CREATE TABLE definitions(
+  fingerprint TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+  text TEXT NOT NULL, first_used_ms INTEGER NOT NULL) WITHOUT ROWID;
+)sql"},
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
@@ -274,7 +280,8 @@ struct SqliteStore::Impl {
   StmtPtr begin, commit, rollback;
   StmtPtr insert_event, upsert_state, delete_timer, insert_timer, insert_outbox, delete_outbox;
   StmtPtr select_active, select_timers, select_outbox;
-  StmtPtr select_events, select_summary, select_list, select_event_at;
+  StmtPtr select_events, select_summary, select_list, select_event_at, count_list;
+  StmtPtr insert_definition, select_definition, select_definitions;
 
   sqlite3* h() const { return db.get(); }
   Status error(int rc, std::string_view what) const { return sqlite_error(h(), rc, what); }
@@ -422,7 +429,7 @@ constexpr const char* kSelectEventsBeforeV3 =
     "'' FROM events WHERE saga_id = ?1 ORDER BY seq";
 
 Status SqliteStore::Impl::prepare_all() {
-  const std::pair<StmtPtr*, const char*> stmts[] = {
+  std::vector<std::pair<StmtPtr*, const char*>> stmts = {
       {&begin, "BEGIN IMMEDIATE"},
       {&commit, "COMMIT"},
       {&rollback, "ROLLBACK"},
@@ -465,14 +472,30 @@ Status SqliteStore::Impl::prepare_all() {
       {&select_list,
        "SELECT saga_id, definition, version, status, input, reason, started_ms, updated_ms, "
        "events FROM saga_state WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR "
-       "definition = ?2) ORDER BY updated_ms DESC, saga_id LIMIT ?3"},
+       "definition = ?2) AND (?4 IS NULL OR updated_ms >= ?4) AND (?5 IS NULL OR started_ms < "
+       "?5 OR (started_ms = ?5 AND saga_id > ?6)) ORDER BY started_ms DESC, saga_id LIMIT ?3"},
+      {&count_list,
+       "SELECT count(*) FROM saga_state WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR "
+       "definition = ?2) AND (?3 IS NULL OR updated_ms >= ?3)"},
   };
+  if (version >= 4) {
+    stmts.push_back({&insert_definition,
+                     "INSERT OR IGNORE INTO definitions(fingerprint, name, version, text, "
+                     "first_used_ms) VALUES(?1, ?2, ?3, ?4, ?5)"});
+    stmts.push_back({&select_definition,
+                     "SELECT fingerprint, name, version, text, first_used_ms FROM definitions "
+                     "WHERE fingerprint = ?1"});
+    stmts.push_back({&select_definitions,
+                     "SELECT fingerprint, name, version, text, first_used_ms FROM definitions "
+                     "ORDER BY name, version, first_used_ms"});
+  }
   for (const auto& [out, sql] : stmts) {
     // A reader of a file older than this build prepares only what reads (commit() refuses).
     if (options.read_only && version < kSchemaVersion && out != &select_events &&
-        out != &select_summary && out != &select_list && out != &select_active &&
-        out != &select_timers && out != &select_outbox && out != &begin && out != &commit &&
-        out != &rollback)
+        out != &select_summary && out != &select_list && out != &count_list &&
+        out != &select_active && out != &select_timers && out != &select_outbox && out != &begin &&
+        out != &commit && out != &rollback && out != &select_definition &&
+        out != &select_definitions)
       continue;
     if (Status st = prepare(out, sql); !st.ok()) return st;
   }
@@ -627,6 +650,11 @@ Status SqliteStore::Impl::write(const WriteBatch& batch) {
   for (const SagaWrite& w : batch.sagas) {
     if (Status st = write_saga(w); !st.ok()) return st;
   }
+  for (const DefinitionRecord& d : batch.definitions) {
+    Bind b(insert_definition.get());
+    b.text(d.fingerprint).text(d.name).i64(d.version).text(d.text).i64(to_ms(d.first_used));
+    if (Status st = run(insert_definition.get(), b, "insert definition"); !st.ok()) return st;
+  }
   for (const std::string& id : batch.sent) {
     Bind b(delete_outbox.get());
     b.text(id);
@@ -748,20 +776,88 @@ Result<std::optional<SagaSummary>> SqliteStore::find(const std::string& saga_id)
   return out;
 }
 
-Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
-  std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* stmt = impl_->select_list.get();
-  Bind b(stmt);
+namespace {
+// Binds the status, type and since filters from ?1.
+Bind& bind_filter(Bind& b, const ListFilter& filter) {
   if (filter.status) {
     b.text(status_name(*filter.status));
   } else {
     b.null();
   }
+  b.text(filter.definition);
+  return b;
+}
+void bind_time(Bind& b, const std::optional<TimePoint>& t) {
+  if (t) {
+    b.i64(to_ms(*t));
+  } else {
+    b.null();
+  }
+}
+}  // namespace
+
+Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
+  std::lock_guard lock(impl_->mu);
+  sqlite3_stmt* stmt = impl_->select_list.get();
+  Bind b(stmt);
+  bind_filter(b, filter);
   const auto max = static_cast<size_t>(std::numeric_limits<int64_t>::max());
-  b.text(filter.definition).i64(static_cast<int64_t>(std::min(filter.limit, max)));
+  b.i64(static_cast<int64_t>(std::min(filter.limit, max)));
+  bind_time(b, filter.updated_since);
+  bind_time(b, filter.after ? std::optional<TimePoint>(filter.after->first) : std::nullopt);
+  b.text(filter.after ? filter.after->second : std::string());
   std::vector<SagaSummary> out;
   Status st = impl_->rows(stmt, b, "list sagas",
                           [&](sqlite3_stmt* s) { return read_summary(s, &out.emplace_back()); });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<uint64_t> SqliteStore::count(const ListFilter& filter) {
+  std::lock_guard lock(impl_->mu);
+  sqlite3_stmt* stmt = impl_->count_list.get();
+  Bind b(stmt);
+  bind_filter(b, filter);
+  bind_time(b, filter.updated_since);
+  uint64_t n = 0;
+  Status st = impl_->rows(stmt, b, "count sagas", [&](sqlite3_stmt* s) {
+    n = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return n;
+}
+
+namespace {
+DefinitionRecord read_definition(sqlite3_stmt* s) {
+  return {column_text(s, 1), sqlite3_column_int(s, 2), column_text(s, 0), column_text(s, 3),
+          from_ms(sqlite3_column_int64(s, 4))};
+}
+}  // namespace
+
+Result<std::optional<DefinitionRecord>> SqliteStore::definition(const std::string& fingerprint) {
+  std::lock_guard lock(impl_->mu);
+  std::optional<DefinitionRecord> out;
+  sqlite3_stmt* stmt = impl_->select_definition.get();
+  if (stmt == nullptr) return out;  // a log older than recorded definitions
+  Status st =
+      impl_->rows(stmt, Bind(stmt).text(fingerprint), "read definition", [&](sqlite3_stmt* s) {
+        out = read_definition(s);
+        return Status::Ok();
+      });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<DefinitionRecord>> SqliteStore::definitions() {
+  std::lock_guard lock(impl_->mu);
+  std::vector<DefinitionRecord> out;
+  sqlite3_stmt* stmt = impl_->select_definitions.get();
+  if (stmt == nullptr) return out;
+  Status st = impl_->rows(stmt, Bind(stmt), "read definitions", [&](sqlite3_stmt* s) {
+    out.push_back(read_definition(s));
+    return Status::Ok();
+  });
   if (!st.ok()) return st;
   return out;
 }

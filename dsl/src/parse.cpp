@@ -157,3 +157,17 @@ Result<std::vector<Definition>> load_file(const std::string& path) {
 }
 
 }  // namespace saga::dsl
+
+namespace saga::dsl {
+
+std::string print(const Definition& def) {
+  return definition_text(def);
+}
+
+std::string print(const std::vector<Definition>& defs) {
+  std::string out;
+  for (std::size_t i = 0; i < defs.size(); ++i) out += (i ? "\n" : "") + print(defs[i]);
+  return out;
+}
+
+}  // namespace saga::dsl

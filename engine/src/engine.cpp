@@ -54,6 +54,7 @@ struct Engine::Impl {
   Clock& clock;
   std::map<std::pair<std::string, int>, Definition> defs;
   std::map<std::pair<std::string, int>, std::string> fingerprints;
+  std::map<std::pair<std::string, int>, std::string> texts;  // definition_text()
   std::map<std::string, int> latest;
   std::vector<std::shared_ptr<Partition>> parts;
   Counters counters;
@@ -121,6 +122,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
   std::thread thread;
   // Recovered sagas whose definition version is not registered: left untouched.
   std::unordered_set<std::string> unloaded;
+  // Fingerprints of the definitions this partition has written to the log.
+  std::unordered_set<std::string> recorded_definitions;
   asio::steady_timer delay_timer{io};
 
   std::unordered_map<std::string, Live> sagas;
@@ -204,8 +207,13 @@ struct Partition : std::enable_shared_from_this<Partition> {
       done(SagaOutcome{s.id, s.status, s.reason, s.context});
       return;
     }
+    const std::string& fp = impl.fingerprints[{def->name, def->version}];
     Decision d = saga::start(*def, req.saga_id, req.input, req.traceparent, impl.next_seed(),
-                             impl.clock.now(), impl.fingerprints[{def->name, def->version}]);
+                             impl.clock.now(), fp);
+    // The first saga to use a definition writes it beside itself (the store keeps one row).
+    if (recorded_definitions.insert(fp).second)
+      batch.definitions.push_back(
+          {def->name, def->version, fp, impl.texts[{def->name, def->version}], impl.clock.now()});
     Live& live = sagas[req.saga_id];
     live.def = def;
     live.waiters.push_back(std::move(done));
@@ -606,6 +614,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
       return Status::InvalidArgument("saga '" + d.name + "' version " + std::to_string(d.version) +
                                      " is registered twice");
     impl->fingerprints[{d.name, d.version}] = fingerprint(d);
+    impl->texts[{d.name, d.version}] = definition_text(d);
     int& v = impl->latest[d.name];
     v = std::max(v, d.version);
   }

@@ -95,6 +95,23 @@ TEST_F(EngineTest, CompletesSagaAndResolvesFuture) {
   EXPECT_EQ(engine->metrics().active, 0u);
 }
 
+TEST_F(EngineTest, FirstSagaOfADefinitionWritesItsTextToTheLogOnce) {
+  EXPECT_EQ(run("o-1", order(1))->status, SagaStatus::kCompleted);
+  EXPECT_EQ(run("o-2", order(2))->status, SagaStatus::kCompleted);
+  const Definition def = testutil::place_order_definition();
+  auto defs = store.definitions();
+  ASSERT_OK(defs);
+  ASSERT_EQ(defs->size(), 1u);
+  EXPECT_EQ((*defs)[0].name, "PlaceOrder");
+  EXPECT_EQ((*defs)[0].version, def.version);
+  EXPECT_EQ((*defs)[0].fingerprint, fingerprint(def));
+  EXPECT_EQ((*defs)[0].text, definition_text(def));
+  // The saga names the record it ran.
+  auto events = store.events("o-2");
+  ASSERT_OK(events);
+  EXPECT_EQ(events->front().fingerprint, (*defs)[0].fingerprint);
+}
+
 TEST_F(EngineTest, DeclinedPaymentReleasesReservationAndEndsCompensated) {
   auto r = run("order-2", order(2, /*decline=*/true));
   ASSERT_OK(r);

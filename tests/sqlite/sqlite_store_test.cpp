@@ -606,16 +606,20 @@ TEST(SqliteStore, FindReturnsSummaryOrNothing) {
   EXPECT_TRUE(no_events->empty());
 }
 
-TEST(SqliteStore, ListFiltersByStatusAndDefinitionNewestFirst) {
+TEST(SqliteStore, ListFiltersAndPagesNewestStartedFirst) {
   auto store = open_store(options_for(temp_path("store.db")));
   ASSERT_NE(store, nullptr);
   WriteBatch batch;
   batch.sagas = {write_of("old", 1, 1), write_of("stuck", 1, 4, SagaStatus::kStuck),
-                 write_of("new", 1, 6), write_of("trip", 1, 5)};
+                 write_of("new", 1, 6), write_of("trip", 1, 5), write_of("twin", 1, 2)};
+  const int64_t t0 = 1'700'000'000'000;
+  const int64_t started[] = {t0, t0 + 10, t0 + 30, t0 + 20, t0 + 30};
+  for (size_t i = 0; i < batch.sagas.size(); ++i)
+    batch.sagas[i].state.started_at = from_ms(started[i]);
   batch.sagas[3].state.definition = "trip";
   ASSERT_OK(store->commit(batch));
 
-  auto ids = [&](const ListFilter& f) {
+  auto ids = [&](ListFilter f) {
     std::vector<std::string> out;
     auto r = store->list(f);
     EXPECT_OK(r);
@@ -623,12 +627,27 @@ TEST(SqliteStore, ListFiltersByStatusAndDefinitionNewestFirst) {
       for (const SagaSummary& s : *r) out.push_back(s.id);
     return out;
   };
-  EXPECT_EQ(ids({}), (std::vector<std::string>{"new", "trip", "stuck", "old"}));
-  EXPECT_EQ(ids({SagaStatus::kStuck, "", 100}), (std::vector<std::string>{"stuck"}));
-  EXPECT_EQ(ids({SagaStatus::kRunning, "order", 100}), (std::vector<std::string>{"new", "old"}));
-  EXPECT_EQ(ids({std::nullopt, "trip", 100}), (std::vector<std::string>{"trip"}));
-  EXPECT_EQ(ids({std::nullopt, "", 2}), (std::vector<std::string>{"new", "trip"}));
-  EXPECT_TRUE(ids({SagaStatus::kCompleted, "", 100}).empty());
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids({}), (V{"new", "twin", "trip", "stuck", "old"}));  // same start: by id
+  EXPECT_EQ(ids({.status = SagaStatus::kStuck}), (V{"stuck"}));
+  EXPECT_EQ(ids({.status = SagaStatus::kRunning, .definition = "order"}),
+            (V{"new", "twin", "old"}));
+  EXPECT_EQ(ids({.definition = "trip"}), (V{"trip"}));
+  EXPECT_TRUE(ids({.status = SagaStatus::kCompleted}).empty());
+  // updated_at = t0 + seq: since t0 + 4 leaves the sagas with 4 events or more.
+  EXPECT_EQ(ids({.updated_since = from_ms(t0 + 4)}), (V{"new", "trip", "stuck"}));
+  // Pages of two, each resuming after the last saga of the one before.
+  EXPECT_EQ(ids({.limit = 2}), (V{"new", "twin"}));
+  EXPECT_EQ(ids({.after = std::pair{from_ms(t0 + 30), std::string("twin")}, .limit = 2}),
+            (V{"trip", "stuck"}));
+  EXPECT_EQ(ids({.after = std::pair{from_ms(t0 + 10), std::string("stuck")}, .limit = 2}),
+            (V{"old"}));
+  auto n = store->count({.status = SagaStatus::kRunning});
+  ASSERT_OK(n);
+  EXPECT_EQ(*n, 4u);
+  auto since = store->count({.updated_since = from_ms(t0 + 4)});
+  ASSERT_OK(since);
+  EXPECT_EQ(*since, 3u);
 }
 
 TEST(SqliteStore, ConcurrentCommitsFromSeveralThreadsAreAllKept) {
@@ -726,6 +745,41 @@ TEST(SqliteStoreMigration, Version1FileIsMigratedWithDataIntact) {
             (std::vector<std::string>{"saga_state_active", "timers_due"}));
 }
 
+TEST(SqliteStore, DefinitionIsKeptOncePerFingerprintAndReadBackByAReader) {
+  const std::string path = temp_path("defs.db");
+  {
+    auto store = open_store(options_for(path));
+    ASSERT_NE(store, nullptr);
+    WriteBatch batch;
+    batch.sagas = {write_of("a", 1, 1)};
+    batch.definitions = {
+        {"order", 2, "00000000000000aa", "saga order version 2 {...}", from_ms(5)}};
+    ASSERT_OK(store->commit(batch));
+    // Another engine records the same fingerprint again: the first row stays.
+    batch.sagas = {write_of("b", 1, 1)};
+    batch.definitions = {
+        {"order", 2, "00000000000000aa", "other text", from_ms(9)},
+        {"order", 3, "00000000000000bb", "saga order version 3 {...}", from_ms(9)}};
+    ASSERT_OK(store->commit(batch));
+  }
+  SqliteOptions options = options_for(path);
+  options.read_only = true;
+  auto reader = open_store(options);
+  ASSERT_NE(reader, nullptr);
+  auto d = reader->definition("00000000000000aa");
+  ASSERT_OK(d);
+  ASSERT_TRUE(d->has_value());
+  EXPECT_EQ(**d, (DefinitionRecord{"order", 2, "00000000000000aa", "saga order version 2 {...}",
+                                   from_ms(5)}));
+  auto none = reader->definition("ffffffffffffffff");
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+  auto all = reader->definitions();
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].version, 3);
+}
+
 TEST(SqliteStoreMigration, NewFileStartsAtCurrentVersion) {
   auto store = open_store(options_for(temp_path("new.db")));
   ASSERT_NE(store, nullptr);
@@ -759,6 +813,13 @@ TEST(SqliteStoreMigration, ReadOnlyOpenNeitherMigratesNorWrites) {
   batch.sagas = {write_of("b", 1, 1)};
   EXPECT_EQ(store->commit(batch).code(), Code::kFailedPrecondition);
   EXPECT_EQ(RawDb(path).value("PRAGMA user_version"), "1");
+  // A log from before definitions were recorded has none to give.
+  auto def = store->definition("00000000000000aa");
+  ASSERT_OK(def);
+  EXPECT_FALSE(def->has_value());
+  auto defs = store->definitions();
+  ASSERT_OK(defs);
+  EXPECT_TRUE(defs->empty());
 }
 
 TEST(SnapshotCodec, RoundTripPreservesEveryField) {

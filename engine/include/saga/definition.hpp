@@ -84,6 +84,10 @@ struct DefinitionError {
 // changed under the same name and version is noticed.
 std::string fingerprint(const Definition& def);
 
+// Canonical .saga text (docs/dsl.md): saga::dsl::parse() of it gives back `def`. The event log
+// stores it beside the sagas that ran it, so that a log describes itself.
+std::string definition_text(const Definition& def);
+
 // Checks every rule and returns every violation (empty: valid).
 std::vector<DefinitionError> validate(const Definition& def);
 // validate() folded into one Status naming the saga, the step and the rule.

@@ -22,11 +22,24 @@ struct SagaWrite {
   std::vector<std::string> cancel_timers;
 };
 
+// A definition as the log keeps it, so that the log describes itself: the sagas that ran it
+// name it by fingerprint on their SagaStarted event; `text` is definition_text().
+struct DefinitionRecord {
+  std::string name;
+  int version = 0;
+  std::string fingerprint;
+  std::string text;
+  TimePoint first_used{};
+  bool operator==(const DefinitionRecord&) const = default;
+};
+
 struct WriteBatch {
   std::vector<SagaWrite> sagas;
+  // Definitions first used by sagas of this batch; a store keeps one row per fingerprint.
+  std::vector<DefinitionRecord> definitions;
   std::vector<std::string> sent;  // outbox rows whose command is settled: delete them
 
-  bool empty() const { return sagas.empty() && sent.empty(); }
+  bool empty() const { return sagas.empty() && sent.empty() && definitions.empty(); }
 };
 
 // What Engine::open() needs to continue: O(active sagas), never the whole history.
@@ -48,9 +61,14 @@ struct SagaSummary {
   uint32_t events = 0;
 };
 
+// Sagas are listed newest first: by start time descending, then id. A start time never
+// changes, so paging with `after` neither skips nor repeats a saga.
 struct ListFilter {
   std::optional<SagaStatus> status;
   std::string definition;  // empty: all
+  std::optional<TimePoint> updated_since;
+  // Resume after this saga (the last one of the previous page): its start time and id.
+  std::optional<std::pair<TimePoint, std::string>> after;
   size_t limit = 100;
 };
 
@@ -69,6 +87,13 @@ class EventStore {
   virtual Result<std::vector<Event>> events(const std::string& saga_id) = 0;
   virtual Result<std::optional<SagaSummary>> find(const std::string& saga_id) = 0;
   virtual Result<std::vector<SagaSummary>> list(const ListFilter& filter) = 0;
+  // How many sagas match `filter`, ignoring its limit and cursor.
+  virtual Result<uint64_t> count(const ListFilter& filter) = 0;
+  // The definition recorded under `fingerprint`; nullopt when the log has none (a log written
+  // before definitions were recorded, or a fingerprint no saga ran).
+  virtual Result<std::optional<DefinitionRecord>> definition(const std::string& fingerprint) = 0;
+  // Every recorded definition, by name and version.
+  virtual Result<std::vector<DefinitionRecord>> definitions() = 0;
 };
 
 // Forwards every call; subclass it to override only what a test double needs.
@@ -83,6 +108,11 @@ class EventStoreWrapper : public EventStore {
     return target_->find(id);
   }
   Result<std::vector<SagaSummary>> list(const ListFilter& f) override { return target_->list(f); }
+  Result<uint64_t> count(const ListFilter& f) override { return target_->count(f); }
+  Result<std::optional<DefinitionRecord>> definition(const std::string& fingerprint) override {
+    return target_->definition(fingerprint);
+  }
+  Result<std::vector<DefinitionRecord>> definitions() override { return target_->definitions(); }
   EventStore* target() const { return target_; }
 
  private:

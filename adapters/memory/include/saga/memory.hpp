@@ -22,6 +22,9 @@ class MemoryStore : public EventStore {
   Result<std::vector<Event>> events(const std::string& saga_id) override;
   Result<std::optional<SagaSummary>> find(const std::string& saga_id) override;
   Result<std::vector<SagaSummary>> list(const ListFilter& filter) override;
+  Result<uint64_t> count(const ListFilter& filter) override;
+  Result<std::optional<DefinitionRecord>> definition(const std::string& fingerprint) override;
+  Result<std::vector<DefinitionRecord>> definitions() override;
 
   size_t outbox_size() const;
   size_t timer_count() const;
@@ -37,6 +40,7 @@ class MemoryStore : public EventStore {
   std::map<std::string, std::pair<uint64_t, Command>> outbox_;  // id -> (insertion seq, row)
   uint64_t outbox_seq_ = 0;
   std::map<std::string, Timer> timers_;
+  std::map<std::string, DefinitionRecord> definitions_;  // by fingerprint
 };
 
 // Delivers each message to its channel's handler synchronously inside send(), then completes

@@ -25,7 +25,7 @@ struct SqliteOptions {  // also used by SqliteParticipantStore
 
 class SqliteStore : public EventStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the file and migrates its schema to kSchemaVersion. A file written by a
   // newer version is refused with kFailedPrecondition.
@@ -37,6 +37,9 @@ class SqliteStore : public EventStore {
   Result<std::vector<Event>> events(const std::string& saga_id) override;
   Result<std::optional<SagaSummary>> find(const std::string& saga_id) override;
   Result<std::vector<SagaSummary>> list(const ListFilter& filter) override;
+  Result<uint64_t> count(const ListFilter& filter) override;
+  Result<std::optional<DefinitionRecord>> definition(const std::string& fingerprint) override;
+  Result<std::vector<DefinitionRecord>> definitions() override;
 
   int schema_version() const;
 

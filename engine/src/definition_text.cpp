@@ -1,12 +1,13 @@
-// The printer: Definition -> canonical .saga text. The most common timeout and retry policies
-// become saga defaults; each step then states only what differs from them.
+// Definition -> canonical .saga text (docs/dsl.md), which the log stores beside each saga and the
+// DSL parses back. The most common timeout and retry policies become saga defaults; each step
+// then states only what differs from them.
 #include <algorithm>
 #include <charconv>
 #include <string>
 
-#include "saga/dsl.hpp"
+#include "saga/definition.hpp"
 
-namespace saga::dsl {
+namespace saga {
 
 namespace {
 
@@ -95,7 +96,7 @@ void print_step(const StepDef& s, const Defaults& d, const std::string& indent, 
 
 }  // namespace
 
-std::string print(const Definition& def) {
+std::string definition_text(const Definition& def) {
   const StepDef builtin;
   const Defaults d = choose_defaults(def);
   std::string out = "saga " + def.name + " version " + std::to_string(def.version) + " {\n";
@@ -129,10 +130,4 @@ std::string print(const Definition& def) {
   return out + "}\n";
 }
 
-std::string print(const std::vector<Definition>& defs) {
-  std::string out;
-  for (std::size_t i = 0; i < defs.size(); ++i) out += (i ? "\n" : "") + print(defs[i]);
-  return out;
-}
-
-}  // namespace saga::dsl
+}  // namespace saga
