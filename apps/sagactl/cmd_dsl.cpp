@@ -26,6 +26,12 @@ void run_validate(const std::vector<std::string>& files) {
   bool failed = false;
   for (const std::string& file : files) {
     const saga::dsl::ParseResult r = saga::dsl::parse_file(file);
+    if (r.ok() && r.definitions.empty()) {  // an empty or all-comment file is a mistake
+      failed = true;
+      std::cerr << file
+                << ": error: no saga in it (a file holds one or more 'saga Name { ... }')\n";
+      continue;
+    }
     if (r.ok()) {
       std::cout << file << ": ok (" << plural(r.definitions.size(), "saga") << ")\n";
       continue;

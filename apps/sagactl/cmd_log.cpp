@@ -1,6 +1,12 @@
-// sagactl list / show / replay: reading a saga log (a SqliteStore file) without an engine.
+// sagactl list / show / replay / export: reading a saga log (a SqliteStore file) without an
+// engine. The log describes itself: names come from the definition recorded beside each saga.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "commands.hpp"
@@ -13,7 +19,9 @@ namespace sagactl {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& msg, int code = 1) {
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& msg, int code = kExitFailure) {
   std::cerr << "sagactl: " << msg << "\n";
   throw CLI::RuntimeError(code);
 }
@@ -32,17 +40,165 @@ std::vector<saga::Event> load_events(saga::SqliteStore& store, const std::string
   return std::move(events.value());
 }
 
-// The definition the saga ran, from a .saga file; null without one.
-std::optional<saga::Definition> definition_for(const std::string& saga_file,
-                                               const saga::Event& started) {
-  if (saga_file.empty()) return std::nullopt;
-  saga::dsl::ParseResult r = saga::dsl::parse_file(saga_file);
-  if (!r.ok()) fail("\n" + saga::dsl::format(r.errors) + saga_file + ": cannot be used");
-  const saga::Definition* d = r.find(started.detail, started.attempt);
-  if (!d)
-    fail(saga_file + " has no saga " + started.detail + " version " +
-         std::to_string(started.attempt) + ", which this saga ran");
-  return *d;
+// The definition a saga ran: the one its log recorded; `saga_file` checks the log against
+// another one (and is the only source for logs written before definitions were recorded).
+struct Resolved {
+  std::optional<saga::Definition> recorded;
+  std::optional<saga::Definition> file;
+  const saga::Definition* use() const { return file ? &*file : recorded ? &*recorded : nullptr; }
+};
+
+Resolved resolve(saga::SqliteStore& store, const saga::Event& started, const std::string& saga_file,
+                 bool quiet = false) {
+  Resolved r;
+  const std::string what = started.detail + " v" + std::to_string(started.attempt);
+  if (!started.fingerprint.empty()) {
+    auto rec = store.definition(started.fingerprint);
+    if (!rec.ok()) fail(rec.status().message());
+    if (rec->has_value()) {
+      saga::dsl::ParseResult p = saga::dsl::parse((*rec)->text, "<recorded " + what + ">");
+      if (!p.ok() || p.definitions.size() != 1)
+        fail("the definition recorded for " + what + " does not parse:\n" +
+             saga::dsl::format(p.errors));
+      r.recorded = p.definitions.front();
+    }
+  }
+  if (!saga_file.empty()) {
+    saga::dsl::ParseResult p = saga::dsl::parse_file(saga_file);
+    if (!p.ok()) fail("\n" + saga::dsl::format(p.errors) + saga_file + ": cannot be used");
+    const saga::Definition* d = p.find(started.detail, started.attempt);
+    if (!d) fail(saga_file + " has no saga " + what + ", which this saga ran");
+    r.file = *d;
+    const std::string fp = saga::fingerprint(*d);
+    if (!started.fingerprint.empty() && fp != started.fingerprint && !quiet)
+      std::cerr << "sagactl: " << saga_file << " defines " << what
+                << " differently from the definition this saga ran (fingerprint " << fp
+                << ", the log's " << started.fingerprint << ")"
+                << (r.recorded ? "" : "; the log does not hold that definition") << "\n";
+  } else if (!r.recorded && !quiet) {
+    std::cerr << "sagactl: the log holds no definition for " << what
+              << " (written before logs recorded them): steps are shown by number; pass "
+                 "--saga-file FILE for names\n";
+  }
+  return r;
+}
+
+// ---- JSON ----
+
+json data_value(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+json event_json(const std::string& saga_id, const saga::Event& e, const saga::Definition* def) {
+  json j{{"seq", e.seq},
+         {"at", saga::format_time(e.at)},
+         {"at_ms", saga::to_ms(e.at)},
+         {"type", saga::event_name(e.type)}};
+  if (e.type == saga::EventType::kSagaStarted) {  // detail: type, attempt: version, step: steps
+    j["saga_type"] = e.detail;
+    j["version"] = e.attempt;
+    j["steps"] = e.step;
+    j["input"] = data_value(e.data);
+    if (!e.trace.empty()) j["trace"] = e.trace;
+    j["fingerprint"] = e.fingerprint;
+    return j;
+  }
+  if (e.step >= 0) {
+    j["step"] = e.step;
+    if (def && static_cast<size_t>(e.step) < def->steps.size()) {
+      const saga::StepDef& s = def->steps[e.step];
+      j["step_name"] = s.name;
+      const bool comp = e.compensation;
+      if (!comp || s.compensation)
+        j["command"] = comp ? s.compensation->to_string() : s.action.to_string();
+      if (e.attempt > 0) j["command_id"] = saga::command_id(saga_id, s.name, comp, e.attempt);
+    }
+  }
+  if (e.attempt) j["attempt"] = e.attempt;
+  if (e.compensation) j["compensation"] = true;
+  if (e.value) j["value"] = e.value;
+  if (!e.detail.empty()) j["detail"] = e.detail;
+  if (!e.data.empty()) j["data"] = data_value(e.data);
+  if (!e.trace.empty()) j["trace"] = e.trace;
+  return j;
+}
+
+json summary_json(const saga::SagaSummary& s) {
+  return {{"id", s.id},
+          {"type", s.definition},
+          {"version", s.version},
+          {"status", saga::status_name(s.status)},
+          {"started", saga::format_time(s.started_at)},
+          {"updated", saga::format_time(s.updated_at)},
+          {"duration_ms", saga::to_ms(s.updated_at) - saga::to_ms(s.started_at)},
+          {"events", s.events},
+          {"reason", s.reason}};
+}
+
+// "1h", "30m", "2d" ago, or an absolute "2026-11-24T01:02:03Z" / "2026-11-24".
+saga::TimePoint parse_since(const std::string& text) {
+  long long n = 0;
+  char unit = 0;
+  int used = 0;
+  if (std::sscanf(text.c_str(), "%lld%c%n", &n, &unit, &used) == 2 &&
+      used == static_cast<int>(text.size()) && n >= 0) {
+    const long long per = unit == 's'   ? 1000
+                          : unit == 'm' ? 60'000
+                          : unit == 'h' ? 3'600'000
+                          : unit == 'd' ? 86'400'000
+                                        : 0;
+    if (per) {
+      const auto now =
+          std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+      return saga::TimePoint(now - std::chrono::milliseconds(n * per));
+    }
+  }
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) end = strptime(text.c_str(), "%Y-%m-%d", &tm);
+  if (end != nullptr && (*end == 0 || (end[0] == 'Z' && end[1] == 0)))
+    return saga::from_ms(static_cast<int64_t>(timegm(&tm)) * 1000);
+  throw CLI::ValidationError("--since", "'" + text +
+                                            "' is neither a duration ago (30m, 2h, 1d) nor a "
+                                            "UTC time (2026-11-24T01:02:03Z)");
+}
+
+std::string duration_text(int64_t ms) {
+  char buf[32];
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  if (ms < 60'000) {
+    std::snprintf(buf, sizeof buf, "%.1fs", ms / 1000.0);
+  } else if (ms < 3'600'000) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(ms / 60'000),
+                  static_cast<long long>(ms / 1000 % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(ms / 3'600'000),
+                  static_cast<long long>(ms / 60'000 % 60));
+  }
+  return buf;
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+bool colour_wanted() {
+  return isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
 }
 
 struct Common {
@@ -52,18 +208,33 @@ struct Common {
 };
 
 void add_db(CLI::App* cmd, Common& c) {
-  cmd->add_option("--db", c.db, "Saga log: the SQLite file of the engine")
+  cmd->add_option("--db", c.db, "Saga log: the SQLite file of the engine (read-only)")
       ->required()
       ->check(CLI::ExistingFile);
+}
+
+void print_state(const saga::SagaState& s, const saga::Definition* def) {
+  std::cout << "saga " << s.id << " after event #" << s.seq << ": " << saga::status_name(s.status)
+            << (s.reason.empty() ? "" : " (" + s.reason + ")") << "\n  context " << s.context
+            << "\n";
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    const auto& p = s.steps[i];
+    std::cout << "  "
+              << (def && i < def->steps.size() ? def->steps[i].name : "step#" + std::to_string(i))
+              << ": " << saga::phase_name(p.phase) << ", attempt " << p.attempt
+              << ", compensation attempt " << p.comp_attempt
+              << (p.maybe_applied ? ", may have been applied" : "")
+              << (p.error.empty() ? "" : ", last error: " + p.error)
+              << (p.undelivered.empty() ? "" : ", could not be sent: " + p.undelivered) << "\n";
+  }
 }
 
 }  // namespace
 
 void add_log_commands(CLI::App& app) {
   static Common c;
-  static std::string status;
-  static std::string definition;
-  static bool stuck = false;
+  static std::string status, type, since;
+  static bool stuck = false, as_json = false, check = false, all = false;
   static size_t limit = 50;
   static size_t at = 0;
 
@@ -73,73 +244,158 @@ void add_log_commands(CLI::App& app) {
       ->check(CLI::IsMember(
           {"running", "compensating", "completed", "compensated", "stuck", "aborted"}));
   list->add_flag("--stuck", stuck, "Only stuck sagas (same as --status stuck)");
-  list->add_option("--definition", definition, "Only this saga type");
-  list->add_option("--limit", limit, "At most this many")->check(CLI::Range(1, 1'000'000));
+  list->add_option("--type,--definition", type, "Only this saga type");
+  list->add_option("--since", since,
+                   "Only sagas updated since: a duration ago (30m, 2h, 1d) or a UTC time "
+                   "(2026-11-24T01:02:03Z)");
+  list->add_option("--limit", limit, "At most this many (default 50)")
+      ->check(CLI::Range(1, 1'000'000));
+  list->add_flag("--json", as_json, "One JSON object: the sagas and how many match in all");
   list->callback([] {
     auto store = open_log(c.db);
     saga::ListFilter f;
-    f.definition = definition;
+    f.definition = type;
     f.limit = limit;
+    if (!since.empty()) f.updated_since = parse_since(since);
     if (stuck) status = "stuck";
     for (int s = 0; s <= static_cast<int>(saga::SagaStatus::kAborted); ++s)
       if (status == saga::status_name(static_cast<saga::SagaStatus>(s)))
         f.status = static_cast<saga::SagaStatus>(s);
     auto sagas = store->list(f);
     if (!sagas.ok()) fail(sagas.status().message());
-    std::printf("%-28s %-16s %-4s %-13s %6s  %s\n", "SAGA", "TYPE", "VER", "STATUS", "EVENTS",
-                "REASON");
+    auto total = store->count(f);
+    if (!total.ok()) fail(total.status().message());
+    if (as_json) {
+      json out{{"sagas", json::array()}, {"total", *total}};
+      for (const auto& s : *sagas) out["sagas"].push_back(summary_json(s));
+      std::cout << out.dump() << "\n";
+      return;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"SAGA", "TYPE", "VER", "STATUS", "STARTED", "UPDATED", "DURATION", "REASON"}};
     for (const auto& s : *sagas)
-      std::printf("%-28s %-16s %-4d %-13s %6u  %s\n", s.id.c_str(), s.definition.c_str(), s.version,
-                  saga::status_name(s.status), s.events, s.reason.c_str());
+      rows.push_back({s.id, s.definition, std::to_string(s.version), saga::status_name(s.status),
+                      saga::format_time(s.started_at), saga::format_time(s.updated_at),
+                      duration_text(saga::to_ms(s.updated_at) - saga::to_ms(s.started_at)),
+                      s.reason});
+    print_table(rows);
+    if (*total > sagas->size())
+      std::cout << "(" << *total - sagas->size() << " more match; raise --limit to see them)\n";
   });
 
-  CLI::App* show =
-      app.add_subcommand("show", "Print the timeline of one saga (or its state at an event)");
+  CLI::App* show = app.add_subcommand("show", "Print the timeline of one saga");
   show->add_option("id", c.id, "Saga id")->required();
   add_db(show, c);
-  show->add_option("--saga-file", c.saga_file, "Definitions, for step and command names")
+  show->add_option("--saga-file", c.saga_file,
+                   "Check the log against these definitions (names come from the log)")
       ->check(CLI::ExistingFile);
   show->add_option("--at", at, "Print the state after this many events instead");
+  show->add_flag("--json", as_json, "The saga and its events as one JSON object");
   show->callback([] {
     auto store = open_log(c.db);
     auto events = load_events(*store, c.id, c.db);
-    auto def = definition_for(c.saga_file, events.front());
-    if (at == 0) {
-      std::cout << saga::format_timeline(c.id, events, def ? &*def : nullptr);
+    const Resolved def = resolve(*store, events.front(), c.saga_file, as_json);
+    // Names from the log's own definition unless it has none.
+    const saga::Definition* names = def.recorded ? &*def.recorded : def.use();
+    if (at != 0) return print_state(saga::state_at(c.id, events, at), names);
+    if (as_json) {
+      const saga::SagaState s = saga::state_at(c.id, events, events.size());
+      json out{{"id", s.id},
+               {"type", s.definition},
+               {"version", s.version},
+               {"status", saga::status_name(s.status)},
+               {"reason", s.reason},
+               {"context", data_value(s.context)},
+               {"trace", s.trace},
+               {"fingerprint", events.front().fingerprint},
+               {"events", json::array()}};
+      for (const auto& e : events) out["events"].push_back(event_json(c.id, e, names));
+      std::cout << out.dump(2) << "\n";
       return;
     }
-    saga::SagaState s = saga::state_at(c.id, events, at);
-    std::cout << "saga " << s.id << " after event #" << s.seq << ": " << saga::status_name(s.status)
-              << (s.reason.empty() ? "" : " (" + s.reason + ")") << "\n  context " << s.context
-              << "\n";
-    for (size_t i = 0; i < s.steps.size(); ++i) {
-      const auto& p = s.steps[i];
-      std::cout << "  "
-                << (def && i < def->steps.size() ? def->steps[i].name : "step#" + std::to_string(i))
-                << ": " << saga::phase_name(p.phase) << ", attempt " << p.attempt
-                << ", compensation attempt " << p.comp_attempt
-                << (p.maybe_applied ? ", may have been applied" : "")
-                << (p.error.empty() ? "" : ", last error: " + p.error)
-                << (p.undelivered.empty() ? "" : ", could not be sent: " + p.undelivered) << "\n";
-    }
+    std::cout << saga::format_timeline(c.id, events, names, {.colour = colour_wanted()});
   });
 
-  CLI::App* replay = app.add_subcommand(
-      "replay", "Determinism check: re-run the state machine over a saga's recorded log");
-  replay->add_option("id", c.id, "Saga id")->required();
-  add_db(replay, c);
-  replay->add_option("--saga-file", c.saga_file, "The definitions the saga ran")
-      ->required()
-      ->check(CLI::ExistingFile);
-  replay->callback([] {
+  CLI::App* exp = app.add_subcommand("export", "Print a saga's events as JSON lines");
+  exp->add_option("id", c.id, "Saga id")->required();
+  add_db(exp, c);
+  exp->callback([] {
     auto store = open_log(c.db);
     auto events = load_events(*store, c.id, c.db);
-    auto def = definition_for(c.saga_file, events.front());
-    auto report = saga::check_determinism(*def, c.id, events);
-    if (!report.ok()) fail(report.status().message(), 2);
-    std::cout << c.id << ": deterministic: " << report->events_checked
-              << " events re-decided identically; final state "
-              << saga::status_name(report->final_state.status) << "\n";
+    const Resolved def = resolve(*store, events.front(), "", true);
+    for (const auto& e : events) std::cout << event_json(c.id, e, def.use()).dump() << "\n";
+  });
+
+  static size_t until = 0;
+  CLI::App* replay = app.add_subcommand(
+      "replay",
+      "Fold a saga's log into its state (at any event), or check that the state machine "
+      "decides every recorded event again (--check)");
+  replay->add_option("id", c.id, "Saga id");
+  add_db(replay, c);
+  replay->add_option("--until", until, "The state after this many events (default: all)");
+  replay->add_flag("--check", check,
+                   "Determinism check: re-run the state machine over the log and compare");
+  replay->add_flag("--all", all, "With --check: every saga in the log");
+  replay
+      ->add_option("--saga-file", c.saga_file,
+                   "Check against these definitions instead of the ones the log recorded")
+      ->check(CLI::ExistingFile);
+  replay->footer(
+      "Exit codes: 0 deterministic, 1 failure, 2 usage, 3 a log the state machine "
+      "decides differently.");
+  replay->callback([] {
+    if (all && !check) throw CLI::ValidationError("--all", "goes with --check");
+    if (all == !c.id.empty())
+      throw CLI::ValidationError("id", all ? "give a saga id or --all, not both"
+                                           : "a saga id is required (or --check --all)");
+    auto store = open_log(c.db);
+    if (!check) {
+      auto events = load_events(*store, c.id, c.db);
+      const Resolved def = resolve(*store, events.front(), c.saga_file);
+      return print_state(saga::state_at(c.id, events, until ? until : events.size()), def.use());
+    }
+    std::vector<std::string> ids;
+    if (all) {
+      saga::ListFilter f;
+      f.limit = 1000;
+      for (;;) {
+        auto page = store->list(f);
+        if (!page.ok()) fail(page.status().message());
+        for (const auto& s : *page) ids.push_back(s.id);
+        if (page->size() < f.limit) break;
+        f.after = std::pair{page->back().started_at, page->back().id};
+      }
+    } else {
+      ids.push_back(c.id);
+    }
+    size_t ok = 0, differ = 0, unknown = 0, events_checked = 0;
+    for (const std::string& id : ids) {
+      auto events = load_events(*store, id, c.db);
+      const Resolved def = resolve(*store, events.front(), c.saga_file, all);
+      if (def.use() == nullptr) {
+        ++unknown;
+        std::cerr << id << ": no definition to check against (pass --saga-file)\n";
+        continue;
+      }
+      auto report = saga::check_determinism(*def.use(), id, events);
+      if (!report.ok()) {
+        ++differ;
+        std::cerr << id << ": " << report.status().message() << "\n";
+        continue;
+      }
+      ++ok;
+      events_checked += report->events_checked;
+      if (!all)
+        std::cout << id << ": deterministic: " << report->events_checked
+                  << " events re-decided identically; final state "
+                  << saga::status_name(report->final_state.status) << "\n";
+    }
+    if (all)
+      std::cout << ids.size() << " sagas: " << ok << " deterministic (" << events_checked
+                << " events), " << differ << " differ, " << unknown << " without a definition\n";
+    if (differ) throw CLI::RuntimeError(kExitNotDeterministic);
+    if (unknown) throw CLI::RuntimeError(kExitFailure);
   });
 }
 

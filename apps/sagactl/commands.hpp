@@ -6,10 +6,15 @@
 
 namespace sagactl {
 
+// Exit codes (README "sagactl"): CLI11's own parse errors are folded into kExitUsage.
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNotDeterministic = 3;
+
 // validate, graph (cmd_dsl.cpp).
 void add_dsl_commands(CLI::App& app);
 
-// list, show, replay: reading a saga log file (cmd_log.cpp).
+// list, show, replay, export: reading a saga log file (cmd_log.cpp).
 void add_log_commands(CLI::App& app);
 
 }  // namespace sagactl

@@ -5,9 +5,20 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"sagactl: check and draw .saga definitions, inspect saga logs", "sagactl"};
+  app.set_version_flag("--version", std::string("sagactl ") + SAGA_VERSION);
   app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 success, 1 failure, 2 usage error, 3 replay --check found a log the "
+      "state machine decides differently.");
   sagactl::add_dsl_commands(app);
   sagactl::add_log_commands(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {  // a command failed and said why
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help, the version, or the usage error
+    return rc == 0 ? 0 : sagactl::kExitUsage;
+  }
   return 0;
 }

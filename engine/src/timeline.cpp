@@ -2,14 +2,41 @@
 
 #include <cstdio>
 #include <ctime>
+#include <map>
 
-#include "saga/state_machine.hpp"
+#include "saga/replay.hpp"
 
 namespace saga {
 
 namespace {
 
-std::string clock_time(TimePoint t) {
+std::string pad(std::string s, size_t width) {
+  if (s.size() < width) s.append(width - s.size(), ' ');
+  return s;
+}
+
+struct Paint {
+  bool on;
+  std::string operator()(const char* code, const std::string& text) const {
+    return on ? std::string("\x1b[") + code + "m" + text + "\x1b[0m" : text;
+  }
+};
+constexpr const char* kGreen = "32";
+constexpr const char* kRed = "31";
+constexpr const char* kYellow = "33";
+constexpr const char* kBold = "1";
+constexpr const char* kDim = "2";
+
+std::string ms_text(int64_t ms) {
+  if (ms < 10'000) return std::to_string(ms) + " ms";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000);
+  return buf;
+}
+
+}  // namespace
+
+std::string format_time(TimePoint t) {
   const int64_t ms = to_ms(t);
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
@@ -21,19 +48,24 @@ std::string clock_time(TimePoint t) {
   return buf;
 }
 
-std::string pad(std::string s, size_t width) {
-  if (s.size() < width) s.append(width - s.size(), ' ');
-  return s;
-}
-
-}  // namespace
-
 std::string format_timeline(const std::string& saga_id, const std::vector<Event>& events,
-                            const Definition* def) {
+                            const Definition* def, const TimelineOptions& options) {
   if (events.empty()) return "saga " + saga_id + ": no events\n";
+  const Paint paint{options.colour};
   const Event& first = events.front();
-  std::string out = "saga " + saga_id + "  " + first.detail + " v" + std::to_string(first.attempt) +
-                    "  started " + clock_time(first.at) + "\n  input " + first.data + "\n";
+  const SagaState end = state_at(saga_id, events, events.size());
+  const char* status_colour =
+      end.status == SagaStatus::kCompleted                                     ? kGreen
+      : end.status == SagaStatus::kCompensated                                 ? kYellow
+      : end.status == SagaStatus::kStuck || end.status == SagaStatus::kAborted ? kRed
+                                                                               : kBold;
+  std::string out = paint(kBold, "saga " + saga_id) + "  " + first.detail + " v" +
+                    std::to_string(first.attempt) + "  " +
+                    paint(status_colour, status_name(end.status)) +
+                    (end.reason.empty() ? "" : " (" + end.reason + ")") + "\n";
+  out += "  started " + format_time(first.at) + "  input " + first.data + "\n";
+  if (!first.trace.empty()) out += "  trace " + first.trace + "\n";
+
   auto step_name = [&](int i) {
     if (def && i >= 0 && static_cast<size_t>(i) < def->steps.size()) return def->steps[i].name;
     return "step#" + std::to_string(i);
@@ -43,58 +75,120 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
     const StepDef& s = def->steps[i];
     return comp ? (s.compensation ? s.compensation->to_string() : "") : s.action.to_string();
   };
+  auto id_of = [&](const Event& e) {
+    return def ? "  [" + command_id(saga_id, step_name(e.step), e.compensation, e.attempt) + "]"
+               : std::string();
+  };
+  // When each attempt (step, compensation, attempt) was sent: durations, and what is pending.
+  std::map<std::tuple<int, bool, int>, TimePoint> sent;
+  std::map<std::pair<int, bool>, TimePoint> retry_due;
+  auto took = [&](const Event& e, int attempt) {
+    auto it = sent.find({e.step, e.compensation, attempt});
+    return it == sent.end() ? std::string() : " in " + ms_text(to_ms(e.at) - to_ms(it->second));
+  };
+  std::map<int, int> attempt_of;  // the step's current action attempt (replies carry none)
+  std::map<int, int> comp_attempt_of;
+
+  out += paint(kDim, "  #   time                      since     step                event") + "\n";
   for (const Event& e : events) {
     std::string what;
+    const bool comp = e.compensation;
     switch (e.type) {
       case EventType::kSagaStarted:
-        continue;
+        what = "started";
+        break;
       case EventType::kStepDispatched:
-        what = "-> " + command(e.step, false) + "  (attempt " + std::to_string(e.attempt) + ")";
+        attempt_of[e.step] = e.attempt;
+        sent[{e.step, false, e.attempt}] = e.at;
+        what = "-> " + command(e.step, false) + " attempt " + std::to_string(e.attempt) + id_of(e);
         break;
       case EventType::kStepSucceeded:
-        what = "<- ok" + (e.data.empty() || e.data == "{}" ? "" : "  " + e.data);
+        what = paint(kGreen, "<- ok") + took(e, attempt_of[e.step]) +
+               (e.data.empty() || e.data == "{}" ? "" : "  adds " + e.data);
         break;
       case EventType::kStepFailed:
-        what = std::string("<- failed: ") + e.detail + (e.value ? "  (final)" : "");
+        what = paint(e.value ? kRed : kYellow, e.value ? "<- failed for good" : "<- failed") +
+               took(e, attempt_of[e.step]) + ": " + e.detail;
         break;
       case EventType::kStepTimedOut:
-        what = "!! " + (e.detail.empty() ? std::string("timed out") : e.detail) +
-               (e.value ? "  (final)" : "");
+        what = paint(kYellow, "!! timed out") + (e.value ? " (final, may have been applied)" : "") +
+               (e.detail.empty() ? "" : ": " + e.detail);
         break;
       case EventType::kRetryScheduled:
-        what = std::string(e.compensation ? "   compensation" : "   retry") + " attempt " +
-               std::to_string(e.attempt) + " in " + std::to_string(e.value) + "ms";
+        retry_due[{e.step, comp}] = from_ms(to_ms(e.at) + e.value);
+        what = std::string(comp ? "   compensation" : "   retry") + " attempt " +
+               std::to_string(e.attempt) + " in " + ms_text(e.value);
         break;
       case EventType::kCompensationDispatched:
-        what = "<< compensate: " + command(e.step, true) + "  (attempt " +
-               std::to_string(e.attempt) + ")";
+        comp_attempt_of[e.step] = e.attempt;
+        sent[{e.step, true, e.attempt}] = e.at;
+        what = paint(kYellow, "<< compensate: ") + command(e.step, true) + " attempt " +
+               std::to_string(e.attempt) + id_of(e);
         break;
       case EventType::kCompensationSucceeded:
-        what = "<- compensated";
+        what = paint(kGreen, "<- compensated") + took(e, comp_attempt_of[e.step]);
         break;
       case EventType::kCompensationFailed:
-        what = "<- compensation failed: " + e.detail + (e.value ? "  (limit reached)" : "");
+        what = paint(kRed, "<- compensation failed") + took(e, comp_attempt_of[e.step]) + ": " +
+               e.detail + (e.value ? "  (limit reached)" : "");
         break;
       case EventType::kSagaCompleted:
-        what = "== COMPLETED";
+        what = paint(kGreen, "== COMPLETED");
         break;
       case EventType::kSagaCompensated:
-        what = "== COMPENSATED: " + e.detail;
+        what = paint(kYellow, "== COMPENSATED: ") + e.detail;
         break;
       case EventType::kSagaStuck:
-        what = "== STUCK: " + e.detail;
+        what = paint(kRed, "== STUCK: ") + e.detail;
         break;
       case EventType::kCommandNotSent:
-        what = "!! could not be sent: " + e.detail;
+        what = paint(kRed, "!! could not be sent: ") + e.detail;
         break;
       case EventType::kOperatorIntervened:
-        what = "   operator " + e.detail + (e.data.empty() ? "" : ": " + e.data);
+        what = paint(kBold, "   operator " + e.detail) + (e.data.empty() ? "" : ": " + e.data);
         break;
     }
     const int64_t rel = to_ms(e.at) - to_ms(first.at);
-    std::string line = "  " + pad("+" + std::to_string(rel) + "ms", 9) +
-                       pad(e.step >= 0 ? step_name(e.step) : "", 20) + what;
-    out += line + "\n";
+    out += "  " + pad(std::to_string(e.seq), 4) + pad(format_time(e.at), 26) +
+           pad("+" + std::to_string(rel) + "ms", 10) +
+           pad(e.step >= 0 && e.type != EventType::kSagaStarted ? step_name(e.step) : "", 20) +
+           what + "\n";
+  }
+
+  // What it waits for now.
+  if (is_terminal(end.status)) {
+    out += "  ended " + format_time(end.updated_at) + " after " +
+           ms_text(to_ms(end.updated_at) - to_ms(first.at)) + "\n";
+    return out;
+  }
+  if (end.status == SagaStatus::kStuck) {
+    out += paint(kRed, "  now: stuck") + "; waits for an operator: retry it (sagactl retry " +
+           saga_id + ") or abort it (sagactl abort " + saga_id + " --reason TEXT)\n";
+    return out;
+  }
+  for (size_t i = 0; i < end.steps.size(); ++i) {
+    const StepProgress& p = end.steps[i];
+    const int step = static_cast<int>(i);
+    const bool comp = p.phase == StepPhase::kCompensating || p.phase == StepPhase::kCompBackoff;
+    const int attempt = comp ? p.comp_attempt : p.attempt;
+    if (p.phase == StepPhase::kRunning || p.phase == StepPhase::kCompensating) {
+      std::string line = "  now: waits for the reply to " + command(step, comp) + " attempt " +
+                         std::to_string(attempt) + " (" + step_name(step) + ")";
+      if (auto it = sent.find({step, comp, attempt}); it != sent.end()) {
+        line += ", sent " + format_time(it->second);
+        if (def && i < def->steps.size())
+          line += ", times out at " +
+                  format_time(from_ms(to_ms(it->second) + def->steps[i].timeout.count()));
+      }
+      if (!p.undelivered.empty()) line += "; could not be sent yet: " + p.undelivered;
+      out += line + "\n";
+    } else if (p.phase == StepPhase::kBackoff || p.phase == StepPhase::kCompBackoff) {
+      std::string line = std::string("  now: ") + (comp ? "compensation" : "retry") + " of " +
+                         step_name(step) + " (attempt " + std::to_string(attempt + 1) + ")";
+      if (auto it = retry_due.find({step, comp}); it != retry_due.end())
+        line += " due at " + format_time(it->second);
+      out += line + "\n";
+    }
   }
   return out;
 }

@@ -3,11 +3,15 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "saga/dsl.hpp"
 #include "saga/engine.hpp"
 #include "saga/memory.hpp"
+#include "saga/replay.hpp"
 #include "saga/sqlite_store.hpp"
 #include "testutil/order_world.hpp"
 #include "testutil/testutil.hpp"
@@ -42,11 +46,20 @@ class SagactlLog : public ::testing::Test {
                         .saga_id = id,
                         .input = nlohmann::json{{"decline", decline}}.dump()},
                        [](auto) {});
+    auto observe = [&] {  // the engine's live states, to compare replays with
+      for (const char* id : {"ok-1", "declined-2"}) {
+        auto s = (*engine)->state(id);
+        ASSERT_OK(s);
+        live[id][s->seq] = *s;
+      }
+    };
     (*engine)->poll();
+    observe();
     world.payment_down = false;
     for (int i = 0; i < 5; ++i) {
       clock.advance(Duration(500));
       (*engine)->poll();
+      observe();
     }
     (*engine)->close();
   }
@@ -54,6 +67,7 @@ class SagactlLog : public ::testing::Test {
     return testutil::run_command(std::string("'") + SAGACTL + "' " + args);
   }
   std::string db;
+  std::map<std::string, std::map<uint32_t, SagaState>> live;  // id -> seq -> state
 };
 
 TEST_F(SagactlLog, ListShowsEverySagaWithStatusAndReason) {
@@ -69,34 +83,125 @@ TEST_F(SagactlLog, ListShowsEverySagaWithStatusAndReason) {
   EXPECT_THAT(stuck.out, ::testing::Not(HasSubstr("ok-1")));
 }
 
-TEST_F(SagactlLog, ShowPrintsTheTimelineWithStepNamesAndCompensation) {
-  auto r = sagactl("show declined-2 --db " + db + " --saga-file " + kSagaFile);
+TEST_F(SagactlLog, ShowNamesStepsFromTheLogAloneWithNumberedEventsAndOutcomes) {
+  auto r = sagactl("show declined-2 --db " + db);
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");  // no --saga-file needed, nothing to warn about
+  EXPECT_THAT(r.out, HasSubstr("PlaceOrder v1  compensated"));
+  EXPECT_THAT(r.out,
+              HasSubstr("-> inventory.ReserveItems attempt 1  [declined-2/reserve_inventory/a1]"));
   EXPECT_THAT(r.out, HasSubstr("retry attempt 2"));
   EXPECT_THAT(r.out, HasSubstr("<< compensate: inventory.ReleaseReservation"));
   EXPECT_THAT(r.out, HasSubstr("== COMPENSATED"));
-  auto at = sagactl("show declined-2 --at 2 --db " + db + " --saga-file " + kSagaFile);
+  EXPECT_THAT(r.out, HasSubstr("\n  1   "));  // numbered
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("step#")));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("\x1b[")));  // piped: no colour
+  auto at = sagactl("show declined-2 --at 2 --db " + db);
   ASSERT_EQ(at.exit_code, 0) << at.err;
   EXPECT_THAT(at.out, HasSubstr("reserve_inventory: running, attempt 1"));
 }
 
-TEST_F(SagactlLog, ReplayConfirmsDeterminism) {
-  auto r = sagactl("replay ok-1 --db " + db + " --saga-file " + kSagaFile);
+TEST_F(SagactlLog, ShowJsonAndExportNameEveryEventsStepAndCommand) {
+  auto r = sagactl("show declined-2 --json --db " + db);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("deterministic"));
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["status"], "compensated");
+  EXPECT_EQ(j["type"], "PlaceOrder");
+  bool released = false;
+  for (const auto& e : j["events"]) {
+    if (e["type"] == "CompensationDispatched") {
+      EXPECT_EQ(e["step_name"], "reserve_inventory");
+      EXPECT_EQ(e["command"], "inventory.ReleaseReservation");
+      EXPECT_EQ(e["command_id"], "declined-2/reserve_inventory/c1");
+      released = true;
+    }
+  }
+  EXPECT_TRUE(released) << r.out;
+  auto x = sagactl("export declined-2 --db " + db);
+  ASSERT_EQ(x.exit_code, 0) << x.err;
+  size_t lines = 0;
+  std::istringstream in(x.out);
+  for (std::string line; std::getline(in, line); ++lines)
+    EXPECT_EQ(nlohmann::json::parse(line)["seq"], lines + 1);
+  EXPECT_EQ(lines, j["events"].size());
 }
 
-TEST_F(SagactlLog, ReplayReportsATamperedLog) {
+TEST_F(SagactlLog, ListSaysHowManyMoreMatchAndSpeaksJson) {
+  auto cut = sagactl("list --limit 1 --db " + db);
+  ASSERT_EQ(cut.exit_code, 0) << cut.err;
+  EXPECT_THAT(cut.out, HasSubstr("(1 more match; raise --limit to see them)"));
+  auto j = sagactl("list --json --db " + db);
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  auto parsed = nlohmann::json::parse(j.out);
+  EXPECT_EQ(parsed["total"], 2);
+  EXPECT_EQ(parsed["sagas"].size(), 2u);
+  auto recent = sagactl("list --since 1h --json --db " + db);  // the fake clock is in 1970
+  ASSERT_EQ(recent.exit_code, 0) << recent.err;
+  EXPECT_EQ(nlohmann::json::parse(recent.out)["total"], 0);
+  auto bad = sagactl("list --since yesterday --db " + db);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("neither a duration"));
+}
+
+TEST_F(SagactlLog, ReplayCheckConfirmsDeterminismFromTheLogAlone) {
+  auto r = sagactl("replay --check ok-1 --db " + db);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("deterministic"));
+  auto all = sagactl("replay --check --all --db " + db);
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_THAT(all.out, HasSubstr("2 sagas: 2 deterministic"));
+}
+
+TEST_F(SagactlLog, ReplayUntilNEqualsTheLiveStateTheEngineHadThen) {
+  auto store = SqliteStore::open({.path = db, .read_only = true});
+  ASSERT_OK(store);
+  for (const auto& [id, states] : live) {
+    auto events = (*store)->events(id);
+    ASSERT_OK(events);
+    ASSERT_GE(states.size(), 2u) << id;
+    for (const auto& [n, state] : states) {
+      EXPECT_EQ(state_at(id, *events, n), state) << id << " after event " << n;
+      auto r = sagactl("replay " + id + " --until " + std::to_string(n) + " --db " + db);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_THAT(
+          r.out, HasSubstr("after event #" + std::to_string(n) + ": " + status_name(state.status)));
+      EXPECT_THAT(r.out, HasSubstr("context " + state.context));
+    }
+  }
+}
+
+TEST_F(SagactlLog, ReplayCheckFailsWithCode3OnATamperedLog) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(raw, "UPDATE events SET value = value + 1 WHERE type='RetryScheduled'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(raw);
-  auto r = sagactl("replay ok-1 --db " + db + " --saga-file " + kSagaFile);
-  EXPECT_EQ(r.exit_code, 2);
+  auto r = sagactl("replay --check ok-1 --db " + db);
+  EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.err, HasSubstr("diverges at event"));
   EXPECT_THAT(r.err, HasSubstr("RetryScheduled"));
+  EXPECT_EQ(sagactl("replay --check --all --db " + db).exit_code, 3);
+}
+
+TEST_F(SagactlLog, ASagaFileThatDiffersFromTheRecordedDefinitionIsCalledOut) {
+  std::ifstream in(kSagaFile);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto at = text.find("timeout 2s");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 10, "timeout 3s");  // same name and version, another definition
+  const std::string edited = testutil::temp_path("edited.saga");
+  std::ofstream(edited) << text;
+  auto same = sagactl("show ok-1 --db " + db + " --saga-file " + kSagaFile);
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(same.err, "");
+  auto show = sagactl("show ok-1 --db " + db + " --saga-file " + edited);
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_THAT(show.err, HasSubstr("defines PlaceOrder v1 differently from the definition this "
+                                  "saga ran"));
+  // Checked against the edited definition, the log is not what it would decide.
+  auto check = sagactl("replay --check ok-1 --db " + db + " --saga-file " + edited);
+  EXPECT_EQ(check.exit_code, 3) << check.out << check.err;
 }
 
 TEST_F(SagactlLog, UnknownSagaOrMissingFileIsAClearError) {

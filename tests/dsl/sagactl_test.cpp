@@ -118,21 +118,36 @@ TEST(SagactlGraph, AnInvalidFileIsNotDrawn) {
   EXPECT_THAT(r.err, HasSubstr(file + ":1:27: error: command 'a' must name its participant"));
 }
 
+TEST(SagactlValidate, AFileWithNoSagaIsAnError) {
+  const std::string empty = write("empty.saga", "# only a comment\n");
+  const Outcome r = sagactl("validate " + empty);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(empty + ": error: no saga in it"));
+}
+
 TEST(Sagactl, EverySubcommandHasHelp) {
-  for (const char* args : {"--help", "validate --help", "graph --help"}) {
+  for (const char* args : {"--help", "validate --help", "graph --help", "list --help",
+                           "show --help", "replay --help", "export --help"}) {
     const Outcome r = sagactl(args);
     EXPECT_EQ(r.exit_code, 0) << args;
     EXPECT_THAT(r.out, HasSubstr("Usage: ")) << args;
   }
 }
 
-TEST(Sagactl, UsageErrorsFail) {
-  EXPECT_NE(sagactl("").exit_code, 0);
-  EXPECT_NE(sagactl("validate").exit_code, 0);
-  EXPECT_NE(sagactl("frobnicate").exit_code, 0);
+TEST(Sagactl, UsageErrorsExitWith2) {
+  EXPECT_EQ(sagactl("").exit_code, 2);
+  EXPECT_EQ(sagactl("validate").exit_code, 2);
+  EXPECT_EQ(sagactl("frobnicate").exit_code, 2);
+  EXPECT_EQ(sagactl("list").exit_code, 2);  // --db is required
   const Outcome r = sagactl("graph --format png " + sample("place_order.saga"));
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--format"));
+}
+
+TEST(Sagactl, VersionIsPrinted) {
+  const Outcome r = sagactl("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("sagactl "));
 }
 
 }  // namespace

@@ -9,9 +9,18 @@
 
 namespace saga {
 
-// One line per event: time since start, step, what happened. `def` may be null (names then
-// fall back to step numbers). Ends with the final state line when the saga has ended.
+struct TimelineOptions {
+  bool colour = false;  // ANSI colours (a terminal), plain otherwise
+};
+
+// A header (type, version, status, trace, input), then one numbered line per event: wall-clock
+// time, time since start, step, what happened (command and its id, outcome with the reason and
+// how long the attempt took, the data a reply added), then what the saga waits for now.
+// `def` may be null (names then fall back to step numbers).
 std::string format_timeline(const std::string& saga_id, const std::vector<Event>& events,
-                            const Definition* def);
+                            const Definition* def, const TimelineOptions& options = {});
+
+// "2026-11-24 01:02:03.456Z"
+std::string format_time(TimePoint t);
 
 }  // namespace saga
