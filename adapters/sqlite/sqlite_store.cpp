@@ -522,6 +522,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   int rc = sqlite3_open_v2(options.path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX,
                            options.vfs.empty() ? nullptr : options.vfs.c_str());
   impl->db.reset(raw);
+  if (raw != nullptr) sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
   if (rc != SQLITE_OK) {
     Status st = sqlite_error(raw, rc, "open " + options.path);
     if ((rc & 0xff) == SQLITE_CANTOPEN) return Status::NotFound(st.message());

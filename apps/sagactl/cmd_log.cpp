@@ -10,6 +10,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "saga_json.hpp"
 #include "saga/dsl.hpp"
 #include "saga/replay.hpp"
 #include "saga/sqlite_store.hpp"
@@ -20,6 +21,9 @@ namespace sagactl {
 namespace {
 
 using nlohmann::json;
+using saga::apps::data_value;
+using saga::apps::event_json;
+using saga::apps::summary_json;
 
 [[noreturn]] void fail(const std::string& msg, int code = kExitFailure) {
   std::cerr << "sagactl: " << msg << "\n";
@@ -81,60 +85,6 @@ Resolved resolve(saga::SqliteStore& store, const saga::Event& started, const std
                  "--saga-file FILE for names\n";
   }
   return r;
-}
-
-// ---- JSON ----
-
-json data_value(const std::string& text) {
-  if (text.empty()) return nullptr;
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(text) : j;
-}
-
-json event_json(const std::string& saga_id, const saga::Event& e, const saga::Definition* def) {
-  json j{{"seq", e.seq},
-         {"at", saga::format_time(e.at)},
-         {"at_ms", saga::to_ms(e.at)},
-         {"type", saga::event_name(e.type)}};
-  if (e.type == saga::EventType::kSagaStarted) {  // detail: type, attempt: version, step: steps
-    j["saga_type"] = e.detail;
-    j["version"] = e.attempt;
-    j["steps"] = e.step;
-    j["input"] = data_value(e.data);
-    if (!e.trace.empty()) j["trace"] = e.trace;
-    j["fingerprint"] = e.fingerprint;
-    return j;
-  }
-  if (e.step >= 0) {
-    j["step"] = e.step;
-    if (def && static_cast<size_t>(e.step) < def->steps.size()) {
-      const saga::StepDef& s = def->steps[e.step];
-      j["step_name"] = s.name;
-      const bool comp = e.compensation;
-      if (!comp || s.compensation)
-        j["command"] = comp ? s.compensation->to_string() : s.action.to_string();
-      if (e.attempt > 0) j["command_id"] = saga::command_id(saga_id, s.name, comp, e.attempt);
-    }
-  }
-  if (e.attempt) j["attempt"] = e.attempt;
-  if (e.compensation) j["compensation"] = true;
-  if (e.value) j["value"] = e.value;
-  if (!e.detail.empty()) j["detail"] = e.detail;
-  if (!e.data.empty()) j["data"] = data_value(e.data);
-  if (!e.trace.empty()) j["trace"] = e.trace;
-  return j;
-}
-
-json summary_json(const saga::SagaSummary& s) {
-  return {{"id", s.id},
-          {"type", s.definition},
-          {"version", s.version},
-          {"status", saga::status_name(s.status)},
-          {"started", saga::format_time(s.started_at)},
-          {"updated", saga::format_time(s.updated_at)},
-          {"duration_ms", saga::to_ms(s.updated_at) - saga::to_ms(s.started_at)},
-          {"events", s.events},
-          {"reason", s.reason}};
 }
 
 // "1h", "30m", "2d" ago, or an absolute "2026-11-24T01:02:03Z" / "2026-11-24".

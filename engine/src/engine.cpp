@@ -169,8 +169,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
       if (s.definition != req.definition || s.input != req.input) {
         done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
       } else if (is_finished(s.status) && it->second.reported == s.status) {
-        done(SagaOutcome{s.id, s.status, s.reason, s.context});
+        done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition});
       } else {  // running, or finished but not committed yet: answered by finish()
+        if (req.on_accepted) req.on_accepted(Status::Ok());
         it->second.waiters.push_back(std::move(done));
       }
       return;
@@ -204,7 +205,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
         return;
       }
       const SagaState s = replay(req.saga_id, *events);
-      done(SagaOutcome{s.id, s.status, s.reason, s.context});
+      done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition});
       return;
     }
     const std::string& fp = impl.fingerprints[{def->name, def->version}];
@@ -217,6 +218,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     Live& live = sagas[req.saga_id];
     live.def = def;
     live.waiters.push_back(std::move(done));
+    if (req.on_accepted) after_commit.push_back(std::move(req.on_accepted));
     impl.counters.started++;
     impl.counters.active++;
     record(req.saga_id, live, std::move(d));
@@ -340,7 +342,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
   void flush() {
     flush_scheduled = false;
     if (batch.empty() || draining) return;
+    const auto t0 = std::chrono::steady_clock::now();
     Status st = impl.store.commit(batch);
+    if (st.ok() && impl.opts.on_commit)
+      impl.opts.on_commit(batch.sagas.size(), std::chrono::steady_clock::now() - t0);
     if (!st.ok()) {
       impl.counters.commit_failures++;
       if (failed_in_a_row++ == 0) {  // once per outage, not once per retry
@@ -400,6 +405,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
     for (const auto& w : batch.sagas) impl.counters.events_written += w.events.size();
     WriteBatch done_batch;
     std::swap(done_batch, batch);
+    if (impl.opts.on_event)
+      for (const SagaWrite& w : done_batch.sagas)
+        for (const Event& e : w.events) impl.opts.on_event(w.state, e);
     auto sends = std::exchange(to_send, {});
     auto arms = std::exchange(to_arm, {});
     auto cancels = std::exchange(to_cancel, {});
@@ -456,7 +464,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       default:
         break;
     }
-    SagaOutcome out{s.id, s.status, s.reason, s.context};
+    SagaOutcome out{s.id, s.status, s.reason, s.context, s.definition};
     auto waiters = std::exchange(live.waiters, {});
     if (is_terminal(s.status)) {
       sagas.erase(it);
@@ -716,6 +724,24 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
 
 void Engine::start(StartRequest req, Callback done) {
   Impl& im = *impl_;
+  if (req.on_accepted) {
+    // Whatever answers first: the commit of the start (handle_start), or `done` with an error
+    // or the outcome of a saga that already existed.
+    struct Once {
+      std::function<void(Status)> fn;
+      std::atomic<bool> called{false};
+      void operator()(Status st) {
+        if (!called.exchange(true)) fn(std::move(st));
+      }
+    };
+    auto once = std::make_shared<Once>();
+    once->fn = std::move(req.on_accepted);
+    req.on_accepted = [once](Status st) { (*once)(std::move(st)); };
+    done = [once, done = std::move(done)](Result<SagaOutcome> r) {
+      (*once)(r.ok() ? Status::Ok() : r.status());
+      done(std::move(r));
+    };
+  }
   if (!im.enter()) {
     done(Status::FailedPrecondition("engine is closed"));
     return;

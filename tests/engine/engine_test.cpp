@@ -112,6 +112,30 @@ TEST_F(EngineTest, FirstSagaOfADefinitionWritesItsTextToTheLogOnce) {
   EXPECT_EQ(events->front().fingerprint, (*defs)[0].fingerprint);
 }
 
+TEST_F(EngineTest, OnAcceptedRunsOnceTheStartIsCommittedOrWithTheStartError) {
+  std::vector<std::string> seen;
+  auto start = [&](const std::string& type, const std::string& id) {
+    StartRequest req{.definition = type, .saga_id = id, .input = order(1)};
+    req.on_accepted = [&seen, id](Status st) { seen.push_back(id + ":" + st.to_string()); };
+    engine->start(std::move(req), [](auto) {});
+  };
+  start("PlaceOrder", "a");
+  EXPECT_TRUE(seen.empty());  // queued, not committed yet
+  engine->poll();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "a:" + Status::Ok().to_string());
+  auto found = store.find("a");
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->has_value());
+  start("PlaceOrder", "a");  // joins the running saga
+  engine->poll();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1], "a:" + Status::Ok().to_string());
+  start("NoSuchSaga", "b");
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_NE(seen[2].find("unknown saga type"), std::string::npos) << seen[2];
+}
+
 TEST_F(EngineTest, DeclinedPaymentReleasesReservationAndEndsCompensated) {
   auto r = run("order-2", order(2, /*decline=*/true));
   ASSERT_OK(r);

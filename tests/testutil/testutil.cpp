@@ -35,7 +35,8 @@ std::string temp_path(const std::string& name) {
   if (info) dir += std::string("/") + info->test_suite_name() + "." + info->name();
   std::filesystem::create_directories(dir);
   std::string path = dir + "/" + name;
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  for (const char* suffix : {"", "-wal", "-shm"})  // a directory is the caller's to clear
+    if (!std::filesystem::is_directory(path + suffix)) std::filesystem::remove(path + suffix);
   return path;
 }
 

@@ -35,8 +35,9 @@ namespace saga {
 struct SagaOutcome {
   std::string saga_id;
   SagaStatus status = SagaStatus::kRunning;
-  std::string reason;   // failure, stuck or abort reason
-  std::string context;  // the final saga context (input merged with reply data)
+  std::string reason;      // failure, stuck or abort reason
+  std::string context;     // the final saga context (input merged with reply data)
+  std::string definition;  // the saga's type
 };
 
 struct EngineOptions {
@@ -53,6 +54,10 @@ struct EngineOptions {
   Duration resend_delay{200};  // after a failed send, and between commit retries
   // Called when any saga ends (completed, compensated, stuck, aborted), on a partition thread.
   std::function<void(const SagaOutcome&)> on_finished;
+  // Observers for metrics, on partition threads, after each successful commit: every committed
+  // event of every saga, and the commit itself (decisions in it, time the store took).
+  std::function<void(const SagaState& after, const Event& event)> on_event;
+  std::function<void(size_t decisions, std::chrono::nanoseconds took)> on_commit;
   // Log sink; default: warnings and errors to stderr.
   std::function<void(const std::string& line)> log;
 };
@@ -63,6 +68,10 @@ struct StartRequest {
   std::string saga_id;
   std::string input = "{}";  // a JSON object
   std::string traceparent;
+  // Optional; runs once, before `done`: Ok when the saga's start is committed to the log (or
+  // the saga already existed with this input), else the error `done` also gets. Lets an API
+  // answer "accepted" only once the start is durable.
+  std::function<void(Status)> on_accepted;
 };
 
 struct EngineMetrics {

@@ -1,0 +1,24 @@
+// JSON views of a saga log shared by sagactl and sagad: one event (named from its definition),
+// one saga summary, and reply data kept as JSON when it is JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "saga/definition.hpp"
+#include "saga/event.hpp"
+#include "saga/event_store.hpp"
+
+namespace saga::apps {
+
+// `text` parsed when it is JSON (reply data, inputs, contexts), else kept as a string; null
+// when empty.
+nlohmann::json data_value(const std::string& text);
+
+// One event with its step name, command and command id when `def` (the definition the saga
+// ran) is given.
+nlohmann::json event_json(const std::string& saga_id, const Event& e, const Definition* def);
+
+nlohmann::json summary_json(const SagaSummary& s);
+
+}  // namespace saga::apps

@@ -1,0 +1,36 @@
+// sagad's HTTP API (cpp-httplib), JSON in and out; README "sagad" lists the routes.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+#include "daemon.hpp"
+#include "log.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace sagad {
+
+class HttpApi {
+ public:
+  HttpApi(Daemon& daemon, const Config& config, Log& log);
+  ~HttpApi();
+  // Binds config.http; returns the port (the one chosen when the config says 0).
+  saga::Result<int> bind();
+  // Serves until stop(); returns false when the server could not run.
+  bool serve();
+  // Stops taking connections; requests in progress finish.
+  void stop();
+
+ private:
+  void routes();
+  Daemon& daemon_;
+  const Config& config_;
+  Log& log_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+}  // namespace sagad

@@ -1,0 +1,128 @@
+// sagad: the saga orchestrator as its own process. Configuration from a TOML file and flags;
+// an HTTP API to start, inspect, retry and abort sagas; Prometheus metrics; SIGTERM/SIGINT stop
+// it cleanly (a second one at once), SIGHUP reloads the definitions.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <thread>
+
+#include "config.hpp"
+#include "daemon.hpp"
+#include "http_api.hpp"
+#include "log.hpp"
+
+int main(int argc, char** argv) {
+  // Signals are taken by the thread below, never by another.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  CLI::App app{"sagad: the saga orchestrator as a process, with an HTTP API", "sagad"};
+  app.set_version_flag("--version", std::string("sagad ") + SAGA_VERSION);
+  sagad::Config config;
+  std::string config_file;
+  app.add_option("--config", config_file, "A TOML file (see sagad.example.toml)")
+      ->check(CLI::ExistingFile);
+  // Flags override the file: read them into their own copies first.
+  std::string definitions, db, transport, http, log_level, log_format, token_file;
+  int partitions = 0;
+  app.add_option("--definitions", definitions, "A .saga file or a directory of them");
+  app.add_option("--db", db, "The saga log (SQLite file; created 0600)");
+  app.add_option("--transport", transport, "memory (samples' participants in-process) or kafka")
+      ->check(CLI::IsMember({"memory", "kafka"}));
+  app.add_option("--http", http, "HOST:PORT to serve on (default 127.0.0.1:8080; port 0: any)");
+  app.add_option("--partitions", partitions, "Engine partitions (threads)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-format", log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--token-file", token_file,
+                 "A file holding the bearer token that POST endpoints require (or set "
+                 "SAGAD_TOKEN)");
+  app.footer(
+      "Exit codes: 0 clean stop, 1 failure, 2 usage or configuration error.\n"
+      "Signals: SIGTERM/SIGINT stop (a second one at once), SIGHUP reloads the definitions.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (!config_file.empty()) {
+    if (saga::Status st = sagad::load_toml(config_file, &config); !st.ok()) {
+      std::cerr << "sagad: " << st.message() << "\n";
+      return 2;
+    }
+  }
+  if (!definitions.empty()) config.definitions = definitions;
+  if (!db.empty()) config.db = db;
+  if (!transport.empty()) config.transport = transport;
+  if (!http.empty()) config.http = http;
+  if (partitions) config.partitions = partitions;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (!log_format.empty()) config.log_format = log_format;
+  if (!token_file.empty()) config.token_file = token_file;
+  if (saga::Status st = sagad::finish(&config); !st.ok()) {
+    std::cerr << "sagad: " << st.message() << "\n";
+    return 2;
+  }
+
+  sagad::Log log(config.log_level, config.log_format);
+  auto daemon = sagad::Daemon::open(config, log);
+  if (!daemon.ok()) {
+    log.error("cannot start: " + daemon.status().message());
+    return 1;
+  }
+  sagad::HttpApi api(**daemon, config, log);
+  auto port = api.bind();
+  if (!port.ok()) {
+    log.error(port.status().message());
+    return 1;
+  }
+  // Tests and scripts read the address from this first line on stdout.
+  std::cout << "listening=" << config.http.substr(0, config.http.rfind(':')) << ":" << *port
+            << std::endl;
+  log.info("sagad started", {{"http", std::to_string(*port)},
+                             {"db", config.db},
+                             {"transport", config.transport},
+                             {"definitions", std::to_string((*daemon)->definitions().size())},
+                             {"auth", config.token.empty() ? "none" : "bearer token"}});
+
+  std::thread signals([&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&sigs, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        saga::Status st = (*daemon)->reload();
+        if (st.ok()) {
+          log.info("definitions reloaded",
+                   {{"definitions", std::to_string((*daemon)->definitions().size())}});
+        } else {
+          log.error("reload refused, the running definitions stay: " + st.message());
+        }
+        continue;
+      }
+      log.info(std::string("stopping on ") + strsignal(sig) + "; a second signal stops at once");
+      api.stop();
+      // A second signal while the engine finishes: leave at once.
+      std::thread([&] {
+        int again = 0;
+        sigwait(&sigs, &again);
+        log.warn("second signal: exiting without waiting");
+        log.flush();
+        _exit(1);
+      }).detach();
+      return;
+    }
+  });
+  const bool served = api.serve();
+  signals.join();
+  saga::Status st = (*daemon)->close();
+  if (!st.ok()) log.error("stop: " + st.message());
+  log.info("sagad stopped");
+  log.flush();
+  return served && st.ok() ? 0 : 1;
+}

@@ -1,0 +1,182 @@
+#include "metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <climits>
+#include <optional>
+
+namespace sagad {
+
+using prometheus::BuildCounter;
+using prometheus::BuildHistogram;
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  started_ = &BuildCounter()
+                  .Name("saga_started_total")
+                  .Help("Sagas started through this sagad, by type")
+                  .Register(*registry_);
+  finished_ = &BuildCounter()
+                   .Name("saga_finished_total")
+                   .Help("Sagas that ended completed, compensated, stuck or aborted, by type")
+                   .Register(*registry_);
+  http_ = &BuildCounter()
+               .Name("sagad_http_requests_total")
+               .Help("HTTP requests by route and status code")
+               .Register(*registry_);
+  step_seconds_ = &BuildHistogram()
+                       .Name("saga_step_seconds")
+                       .Help("From a step's command to its reply, by type, step and outcome")
+                       .Register(*registry_);
+  commit_seconds_ = &BuildHistogram()
+                         .Name("saga_commit_seconds")
+                         .Help("Time the saga log took to commit one batch")
+                         .Register(*registry_);
+  commit_batch_ = &BuildHistogram()
+                       .Name("saga_commit_batch_decisions")
+                       .Help("Decisions committed together in one batch")
+                       .Register(*registry_);
+}
+
+void Metrics::observe(saga::EngineOptions* o) {
+  o->on_event = [this](const saga::SagaState& s, const saga::Event& e) { on_event(s, e); };
+  o->on_commit = [this](size_t decisions, std::chrono::nanoseconds took) {
+    static const prometheus::Histogram::BucketBoundaries kSeconds{
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+    static const prometheus::Histogram::BucketBoundaries kBatch{1,  2,   4,   8,   16,   32,
+                                                                64, 128, 256, 512, 1024, 2048};
+    commit_seconds_->Add({}, kSeconds).Observe(std::chrono::duration<double>(took).count());
+    commit_batch_->Add({}, kBatch).Observe(static_cast<double>(decisions));
+  };
+  auto previous = std::move(o->on_finished);
+  o->on_finished = [this, previous](const saga::SagaOutcome& out) {
+    finished_->Add({{"type", out.definition}, {"status", saga::status_name(out.status)}})
+        .Increment();
+    if (previous) previous(out);
+  };
+}
+
+void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
+  using saga::EventType;
+  const bool dispatch =
+      e.type == EventType::kStepDispatched || e.type == EventType::kCompensationDispatched;
+  const char* outcome = nullptr;
+  switch (e.type) {
+    case EventType::kStepSucceeded:
+    case EventType::kCompensationSucceeded:
+      outcome = "ok";
+      break;
+    case EventType::kStepFailed:
+    case EventType::kCompensationFailed:
+      outcome = "failed";
+      break;
+    case EventType::kStepTimedOut:
+      outcome = "timed_out";
+      break;
+    default:
+      break;
+  }
+  if (e.type == EventType::kSagaCompleted || e.type == EventType::kSagaCompensated ||
+      e.type == EventType::kSagaStuck) {  // forget its attempts that never got an answer
+    std::lock_guard l(mu_);
+    dispatched_.erase(dispatched_.lower_bound({s.id, INT_MIN, false}),
+                      dispatched_.upper_bound({s.id, INT_MAX, true}));
+    return;
+  }
+  if (!dispatch && outcome == nullptr) return;
+  const auto key = std::make_tuple(s.id, e.step, e.compensation);
+  std::optional<saga::TimePoint> sent;
+  {
+    std::lock_guard l(mu_);
+    if (dispatch) {
+      dispatched_[key] = e.at;
+      return;
+    }
+    auto it = dispatched_.find(key);
+    if (it == dispatched_.end()) return;  // dispatched before this process started
+    sent = it->second;
+    dispatched_.erase(it);
+  }
+  static const prometheus::Histogram::BucketBoundaries kSeconds{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  std::string step = "step#" + std::to_string(e.step);
+  if (auto engine = engine_ ? engine_() : nullptr) {
+    if (const saga::Definition* d = engine->definition(s.definition, s.version);
+        d != nullptr && e.step >= 0 && static_cast<size_t>(e.step) < d->steps.size())
+      step = d->steps[e.step].name;
+  }
+  step_seconds_
+      ->Add({{"type", s.definition},
+             {"step", step},
+             {"compensation", e.compensation ? "true" : "false"},
+             {"outcome", outcome}},
+            kSeconds)
+      .Observe(static_cast<double>(saga::to_ms(e.at) - saga::to_ms(*sent)) / 1000.0);
+}
+
+void Metrics::started(const std::string& type) {
+  started_->Add({{"type", type}}).Increment();
+}
+
+void Metrics::http_request(const std::string& route, int status) {
+  http_->Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+}
+
+void Metrics::set_sources(std::function<std::shared_ptr<saga::Engine>()> engine,
+                          std::function<TransportCounters()> transport) {
+  engine_ = std::move(engine);
+  transport_ = std::move(transport);
+}
+
+namespace {
+prometheus::MetricFamily single(const std::string& name, const std::string& help,
+                                prometheus::MetricType type, double value) {
+  prometheus::ClientMetric m;
+  if (type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  return {name, help, type, {m}};
+}
+}  // namespace
+
+std::string Metrics::scrape() {
+  auto families = registry_->Collect();
+  using T = prometheus::MetricType;
+  if (auto engine = engine_ ? engine_() : nullptr) {
+    const saga::EngineMetrics m = engine->metrics();
+    auto d = [](uint64_t v) { return static_cast<double>(v); };
+    families.push_back(single("saga_active", "Sagas held in memory (running, compensating, stuck)",
+                              T::Gauge, d(m.active)));
+    families.push_back(single("saga_outbox_backlog",
+                              "Commands committed but not yet acknowledged by the broker", T::Gauge,
+                              d(m.outbox_backlog)));
+    families.push_back(single("saga_replies_dropped_total",
+                              "Stale, duplicate or late replies dropped", T::Counter,
+                              d(m.replies_dropped)));
+    families.push_back(single("saga_inputs_rejected_total", "Undecodable or oversized inputs",
+                              T::Counter, d(m.inputs_rejected)));
+    families.push_back(
+        single("saga_commits_total", "Commits of the saga log", T::Counter, d(m.commits)));
+    families.push_back(single("saga_commit_failures_total", "Failed commits of the saga log",
+                              T::Counter, d(m.commit_failures)));
+    families.push_back(single("saga_commands_sent_total", "Commands handed to the transport",
+                              T::Counter, d(m.commands_sent)));
+    families.push_back(single("saga_send_failures_total", "Sends the transport refused", T::Counter,
+                              d(m.send_failures)));
+    families.push_back(single("saga_partitions_failing",
+                              "Engine partitions whose last commit failed", T::Gauge,
+                              d(m.partitions_failing)));
+  }
+  if (transport_) {
+    const TransportCounters t = transport_();
+    families.push_back(single("saga_dead_letters_total", "Messages sent to a dead-letter topic",
+                              T::Counter, static_cast<double>(t.dead_letters)));
+    families.push_back(single("saga_delivery_failures_total",
+                              "Records the broker did not acknowledge", T::Counter,
+                              static_cast<double>(t.delivery_failures)));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace sagad

@@ -1,0 +1,380 @@
+// sagad as a real process on 127.0.0.1, driven over HTTP as a user drives it with curl.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "testutil/child_process.hpp"
+#include "testutil/testutil.hpp"
+
+namespace saga {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+const std::string kSamples = std::string(SAGA_SOURCE_DIR) + "/samples";
+
+// A saga that gets stuck at once: its compensation goes to a participant nobody runs.
+constexpr const char* kJammed = R"(
+saga Jammed version 1 {
+  timeout 1s
+  retry 2 backoff 10ms
+  compensation retry 2 backoff 10ms
+  step reserve { command inventory.ReserveItems  compensate warehouse.Unjam }
+  step charge  { command payment.ChargeCard      compensate payment.RefundPayment }
+}
+)";
+
+json order(const std::string& id, int amount) {
+  return {{"order_id", id}, {"sku", "widget"}, {"qty", 1}, {"amount", amount}};
+}
+
+class Sagad : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = testutil::temp_path("sagad");
+    fs::remove_all(dir);
+    fs::create_directories(dir + "/defs");
+    fs::copy_file(kSamples + "/place_order.saga", dir + "/defs/place_order.saga");
+    std::ofstream(dir + "/defs/jammed.saga") << kJammed;
+    db = dir + "/log.db";
+    log = dir + "/sagad.log";
+  }
+
+  void start(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {SAGAD, "--definitions", dir + "/defs", "--db",
+                                     db,    "--http",        "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    fs::remove(log);
+    proc = std::make_unique<testutil::ChildProcess>(argv, log);
+    auto line = testutil::wait_for_line(log, "listening=", std::chrono::seconds(20));
+    ASSERT_TRUE(line.has_value()) << read_log();
+    const std::string addr = line->substr(line->find('=') + 1);
+    port = std::stoi(addr.substr(addr.rfind(':') + 1));
+    client = std::make_unique<httplib::Client>("127.0.0.1", port);
+    client->set_read_timeout(30);
+  }
+
+  // Stops sagad with `sig` and returns its exit code.
+  int stop(int sig = SIGTERM) {
+    proc->kill(sig);
+    auto code = proc->wait(std::chrono::seconds(30));
+    proc.reset();
+    return code.value_or(-1);
+  }
+
+  std::string read_log() {
+    std::ifstream in(log);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  httplib::Result post(const std::string& path, const json& body, const std::string& token = "") {
+    httplib::Headers h;
+    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+    return client->Post(path.c_str(), h, body.dump(), "application/json");
+  }
+
+  json start_saga(const std::string& type, const std::string& id, const json& data,
+                  int* status = nullptr, const std::string& wait = "5s") {
+    auto r = post("/sagas?wait=" + wait, {{"type", type}, {"id", id}, {"data", data}});
+    EXPECT_TRUE(r) << "no answer";
+    if (!r) return {};
+    if (status) *status = r->status;
+    return json::parse(r->body);
+  }
+
+  json get(const std::string& path) {
+    auto r = client->Get(path.c_str());
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+    return json::parse(r->body);
+  }
+
+  double metric(const std::string& line_prefix) {
+    auto r = client->Get("/metrics");
+    EXPECT_TRUE(r);
+    std::istringstream in(r->body);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind(line_prefix + " ", 0) == 0) return std::stod(line.substr(line_prefix.size()));
+    return 0;
+  }
+
+  std::string dir, db, log;
+  std::unique_ptr<testutil::ChildProcess> proc;
+  std::unique_ptr<httplib::Client> client;
+  int port = 0;
+};
+
+TEST_F(Sagad, StartsSagasOverHttpAndAnswersWithTheirOutcome) {
+  start();
+  int code = 0;
+  json ok = start_saga("PlaceOrder", "o-1", order("o-1", 100), &code);
+  EXPECT_EQ(code, 200);
+  EXPECT_EQ(ok["status"], "completed");
+  EXPECT_EQ(ok["context"]["payment_id"], "pay-o-1");
+  json declined = start_saga("PlaceOrder", "o-2", order("o-2", 900), &code);
+  EXPECT_EQ(code, 200);
+  EXPECT_EQ(declined["status"], "compensated");
+  EXPECT_THAT(declined["reason"].get<std::string>(), HasSubstr("card declined"));
+
+  // Idempotent on the id: the same start answers the same outcome; another input is a conflict.
+  EXPECT_EQ(start_saga("PlaceOrder", "o-1", order("o-1", 100), &code)["status"], "completed");
+  EXPECT_EQ(code, 200);
+  json other = start_saga("PlaceOrder", "o-1", order("o-1", 101), &code);
+  EXPECT_EQ(code, 409);
+  EXPECT_THAT(other["error"].get<std::string>(), HasSubstr("another input"));
+
+  // Without ?wait: 202 and where to look.
+  auto r = post("/sagas", {{"type", "PlaceOrder"}, {"id", "o-3"}, {"data", order("o-3", 10)}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202);
+  EXPECT_EQ(r->get_header_value("Location"), "/sagas/o-3");
+
+  json saga = get("/sagas/o-2");
+  EXPECT_EQ(saga["status"], "compensated");
+  bool released = false;
+  for (const auto& e : saga["events"])
+    released = released || e.value("command", "") == "inventory.ReleaseReservation";
+  EXPECT_TRUE(released) << saga.dump();
+  json defs = get("/definitions");
+  EXPECT_EQ(defs.size(), 2u);  // PlaceOrder v1, Jammed v1
+}
+
+TEST_F(Sagad, ListsSagasByStatusInPagesThatFollowACursor) {
+  start();
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "p-" + std::to_string(i);
+    start_saga("PlaceOrder", id, order(id, i == 2 ? 900 : 10));
+  }
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    json page = get("/sagas?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    for (const auto& s : page["sagas"]) EXPECT_TRUE(seen.insert(s["id"]).second);
+    cursor = page["next_cursor"].is_null() ? "" : page["next_cursor"].get<std::string>();
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(get("/sagas?status=compensated")["sagas"].size(), 1u);
+  auto bad = client->Get("/sagas?status=sleeping");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
+TEST_F(Sagad, StuckSagaIsRetriedThenAbortedOverHttp) {
+  start();
+  int code = 0;
+  json stuck = start_saga("Jammed", "j-1", order("j-1", 900), &code);
+  EXPECT_EQ(code, 200);
+  ASSERT_EQ(stuck["status"], "stuck") << stuck.dump();
+  EXPECT_GE(metric(R"(saga_finished_total{status="stuck",type="Jammed"})"), 1);
+
+  auto retry = post("/sagas/j-1/retry", {{"reason", "warehouse back"}});
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 200) << retry->body;
+  // Nobody runs the warehouse: the retried compensation fails again and the saga is stuck again.
+  json after;
+  for (int i = 0; i < 100; ++i) {
+    after = get("/sagas/j-1");
+    int retries = 0;
+    for (const auto& e : after["events"])
+      retries += e["type"] == "OperatorIntervened" && e.value("detail", "") == "retry";
+    if (retries == 1 && after["status"] == "stuck") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after["status"], "stuck") << after.dump();
+
+  auto no_reason = post("/sagas/j-1/abort", json::object());
+  ASSERT_TRUE(no_reason);
+  EXPECT_EQ(no_reason->status, 400);
+  auto abort = post("/sagas/j-1/abort", {{"reason", "released by hand"}});
+  ASSERT_TRUE(abort);
+  EXPECT_EQ(abort->status, 200) << abort->body;
+  EXPECT_EQ(get("/sagas/j-1")["status"], "aborted");
+  auto again = post("/sagas/j-1/abort", {{"reason", "twice"}});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409) << again->body;  // not stuck any more
+  auto unknown = post("/sagas/nobody/retry", json::object());
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404) << unknown->body;
+}
+
+TEST_F(Sagad, MetricsMoveWithSagasAndRequests) {
+  start();
+  const std::string completed = R"(saga_finished_total{status="completed",type="PlaceOrder"})";
+  EXPECT_EQ(metric(completed), 0);
+  start_saga("PlaceOrder", "m-1", order("m-1", 10));
+  start_saga("PlaceOrder", "m-2", order("m-2", 10));
+  EXPECT_EQ(metric(completed), 2);
+  EXPECT_EQ(metric(R"(saga_started_total{type="PlaceOrder"})"), 2);
+  EXPECT_GE(metric("saga_commits_total"), 2);
+  EXPECT_GE(
+      metric(
+          R"(saga_step_seconds_count{compensation="false",outcome="ok",step="charge_payment",type="PlaceOrder"})"),
+      2);
+  EXPECT_GE(metric("saga_commit_seconds_count"), 2);
+}
+
+TEST_F(Sagad, MutatingEndpointsNeedTheBearerTokenWhichIsNeverPrinted) {
+  const std::string token = "s3cret-token-value";
+  std::ofstream(dir + "/token") << token << "\n";
+  start({"--token-file", dir + "/token"});
+  auto none = post("/sagas", {{"type", "PlaceOrder"}, {"id", "t-1"}, {"data", order("t-1", 1)}});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_THAT(none->body, HasSubstr("Bearer"));
+  auto wrong =
+      post("/sagas", {{"type", "PlaceOrder"}, {"id", "t-1"}, {"data", order("t-1", 1)}}, "s3cret");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto right =
+      post("/sagas", {{"type", "PlaceOrder"}, {"id", "t-1"}, {"data", order("t-1", 1)}}, token);
+  ASSERT_TRUE(right);
+  EXPECT_EQ(right->status, 202);
+  auto retry = post("/sagas/t-1/retry", json::object());
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 401);
+  EXPECT_EQ(client->Get("/sagas/t-1")->status, 200);  // reading needs no token
+  EXPECT_EQ(stop(), 0);
+  EXPECT_THAT(read_log(), ::testing::Not(HasSubstr(token)));
+  auto help = testutil::run_command(std::string(SAGAD) + " --help");
+  EXPECT_THAT(help.out, ::testing::Not(HasSubstr(token)));
+}
+
+TEST_F(Sagad, MalformedOversizedAndUnknownStartsAreRefusedAndItKeepsServing) {
+  start();
+  auto raw = [&](const std::string& body) {
+    auto r = client->Post("/sagas", body, "application/json");
+    EXPECT_TRUE(r);
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
+  };
+  auto [c1, b1] = raw("not json");
+  EXPECT_EQ(c1, 400);
+  EXPECT_THAT(b1, HasSubstr("not a JSON object"));
+  auto [c2, b2] = raw(std::string(100'000, '[') + std::string(100'000, ']'));
+  EXPECT_EQ(c2, 400);
+  EXPECT_THAT(b2, HasSubstr("nested deeper"));
+  auto [c3, b3] =
+      raw(json{{"type", "PlaceOrder"}, {"data", {{"x", std::string(2 << 20, 'a')}}}}.dump());
+  EXPECT_EQ(c3, 413);
+  EXPECT_THAT(b3, HasSubstr("error"));
+  auto [c4, b4] = raw(json{{"type", "NoSuchSaga"}, {"id", "u-1"}}.dump());
+  EXPECT_EQ(c4, 400);
+  EXPECT_THAT(b4, HasSubstr("unknown saga type"));
+  auto [c5, b5] = raw(json{{"id", "u-2"}}.dump());
+  EXPECT_EQ(c5, 400);
+  EXPECT_THAT(b5, HasSubstr("'type'"));
+  auto bad_wait =
+      client->Post("/sagas?wait=forever", json{{"type", "PlaceOrder"}}.dump(), "application/json");
+  ASSERT_TRUE(bad_wait);
+  EXPECT_EQ(bad_wait->status, 400);
+  httplib::Headers bad_trace{{"traceparent", "01-zz"}};
+  auto trace = client->Post("/sagas", bad_trace, json{{"type", "PlaceOrder"}, {"id", "u-3"}}.dump(),
+                            "application/json");
+  ASSERT_TRUE(trace);
+  EXPECT_EQ(trace->status, 400) << trace->body;
+  auto route = client->Get("/nowhere");
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->status, 404);
+  EXPECT_EQ(json::parse(route->body).count("error"), 1u);
+  // Still serving, and nothing was started by the refused requests.
+  EXPECT_EQ(start_saga("PlaceOrder", "after", order("after", 10))["status"], "completed");
+  EXPECT_EQ(get("/sagas")["sagas"].size(), 1u);
+}
+
+TEST_F(Sagad, SigtermMidRunStopsCleanlyAndARestartFinishesEverySaga) {
+  start();
+  const int n = 200;
+  for (int i = 0; i < n; ++i) {
+    const std::string id = "s-" + std::to_string(i);
+    auto r = post("/sagas", {{"type", "PlaceOrder"}, {"id", id}, {"data", order(id, 10)}});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202) << r->body;
+  }
+  EXPECT_EQ(stop(SIGTERM), 0) << read_log();
+  EXPECT_THAT(read_log(), HasSubstr("sagad stopped"));
+  start();
+  json all;
+  for (int i = 0; i < 200; ++i) {
+    all = get("/sagas?status=completed&limit=1000");
+    if (all["sagas"].size() == static_cast<size_t>(n)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(all["sagas"].size(), static_cast<size_t>(n));
+  EXPECT_EQ(stop(SIGTERM), 0);
+}
+
+TEST_F(Sagad, SighupAddsDefinitionsAndRefusesAChangedVersion) {
+  start();
+  EXPECT_EQ(start_saga("PlaceOrder", "h-1", order("h-1", 10))["status"], "completed");
+  std::ofstream(dir + "/defs/jammed2.saga")
+      << "saga Jammed version 2 { step only { command orders.ConfirmOrder } }\n";
+  proc->kill(SIGHUP);
+  json defs;
+  for (int i = 0; i < 100 && defs.size() != 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto r = client->Get("/definitions");
+    if (r && r->status == 200) defs = json::parse(r->body);
+  }
+  ASSERT_EQ(defs.size(), 3u) << read_log();
+  EXPECT_EQ(start_saga("Jammed", "h-2", order("h-2", 10))["status"], "completed");  // v2
+  // The same name and version with other steps: refused, the running definitions stay.
+  std::ofstream(dir + "/defs/jammed2.saga")
+      << "saga Jammed version 2 { step other { command orders.ConfirmOrder } }\n";
+  proc->kill(SIGHUP);
+  ASSERT_TRUE(testutil::wait_for_line(log, "", std::chrono::seconds(1)));
+  for (int i = 0; i < 100 && read_log().find("reload refused") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_THAT(read_log(), HasSubstr("a changed definition needs a new version"));
+  EXPECT_EQ(get("/definitions").size(), 3u);
+  EXPECT_EQ(start_saga("PlaceOrder", "h-3", order("h-3", 10))["status"], "completed");
+}
+
+TEST_F(Sagad, CreatesItsLogOwnerOnlyAndReportsReadiness) {
+  start();
+  struct stat st {};
+  ASSERT_EQ(stat(db.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  EXPECT_EQ(get("/healthz")["status"], "ok");
+  EXPECT_EQ(get("/readyz")["status"], "ready");
+}
+
+TEST_F(Sagad, RunsWithTheShippedExampleConfigAndFlagsOverrideIt) {
+  start({"--config", std::string(SAGA_SOURCE_DIR) + "/apps/sagad/sagad.example.toml"});
+  EXPECT_EQ(start_saga("PlaceOrder", "c-1", order("c-1", 10))["status"], "completed");
+  EXPECT_TRUE(fs::exists(db));  // --db overrode the file's /var/lib path
+}
+
+TEST_F(Sagad, BadFlagsConfigAndDefinitionsAreClearErrors) {
+  auto run = [&](const std::string& args) {
+    return testutil::run_command(std::string(SAGAD) + " " + args + " --http 127.0.0.1:0");
+  };
+  auto partitions = run("--definitions " + dir + "/defs --db " + db + " --partitions 0");
+  EXPECT_EQ(partitions.exit_code, 2);
+  EXPECT_THAT(partitions.err, HasSubstr("--partitions"));
+  fs::create_directories(dir + "/empty");
+  auto empty = run("--definitions " + dir + "/empty --db " + db);
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_THAT(empty.err, HasSubstr("no .saga file"));
+  std::ofstream(dir + "/bad.toml") << "db = \"x.db\"\nlisten = 3\n";
+  auto config = run("--config " + dir + "/bad.toml --definitions " + dir + "/defs");
+  EXPECT_EQ(config.exit_code, 2);
+  EXPECT_THAT(config.err, HasSubstr("unknown key 'listen'"));
+  std::ofstream(dir + "/broken.saga") << "saga Broken { step a { command x } }\n";
+  auto broken = run("--definitions " + dir + "/broken.saga --db " + db);
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_THAT(broken.err, HasSubstr("broken.saga:1:"));
+}
+
+}  // namespace
+}  // namespace saga
