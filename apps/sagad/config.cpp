@@ -55,8 +55,8 @@ Status load_toml(const std::string& path, Config* c) {
   } catch (const std::exception& e) {
     return Status::InvalidArgument(path + ": " + e.what());
   }
-  static const char* kTop[] = {"definitions", "db",  "transport", "partitions",
-                               "http",        "log", "kafka"};
+  static const char* kTop[] = {"definitions", "db",   "transport", "participants",
+                               "partitions",  "http", "log",       "kafka"};
   for (const auto& [key, node] : root) {
     bool known = false;
     for (const char* k : kTop) known = known || key.str() == k;
@@ -69,6 +69,7 @@ Status load_toml(const std::string& path, Config* c) {
   if (!(st = read_string(root, "", "definitions", &c->definitions)).ok()) return st;
   if (!(st = read_string(root, "", "db", &c->db)).ok()) return st;
   if (!(st = read_string(root, "", "transport", &c->transport)).ok()) return st;
+  if (!(st = read_string(root, "", "participants", &c->participants)).ok()) return st;
   if (!(st = read_int(root, "", "partitions", 1, 64, &partitions)).ok()) return st;
   c->partitions = static_cast<int>(partitions);
 
@@ -148,6 +149,8 @@ Status finish(Config* c) {
   if (c->transport != "memory" && c->transport != "kafka")
     return Status::InvalidArgument("--transport must be memory or kafka, not '" + c->transport +
                                    "'");
+  if (c->participants != "samples" && c->participants != "workload" && c->participants != "none")
+    return Status::InvalidArgument("--participants must be samples, workload or none");
   if (c->transport == "kafka" && !c->kafka.count("bootstrap.servers"))
     return Status::InvalidArgument(
         "--transport kafka needs kafka.\"bootstrap.servers\" in the config file");

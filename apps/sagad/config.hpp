@@ -13,6 +13,10 @@ struct Config {
   std::string definitions;  // a .saga file or a directory of them
   std::string db = "sagad.db";
   std::string transport = "memory";  // memory | kafka
+  // With the memory transport, which participants run in-process: the samples' (each with its
+  // own SQLite database), the reference workload's (in-memory, for saga-bench --mode http) or
+  // none.
+  std::string participants = "samples";
   std::string http = "127.0.0.1:8080";
   int partitions = 1;
   std::string log_level = "info";   // trace debug info warn error

@@ -13,6 +13,7 @@
 #include "saga/memory.hpp"
 #ifdef SAGAD_WITH_SAMPLES
 #include "services/services.hpp"
+#include "workload.hpp"
 #endif
 
 namespace sagad {
@@ -61,6 +62,7 @@ struct Daemon::Parts {
   std::unique_ptr<saga::samples::InventoryService> inventory;
   std::unique_ptr<saga::samples::PaymentService> payment;
   std::unique_ptr<saga::samples::OrdersService> orders;
+  std::unique_ptr<saga::samples::WorkloadParticipants> workload;
 #endif
 };
 
@@ -100,21 +102,27 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const Config& config, Log& log) {
     p.memory = std::make_unique<saga::MemoryTransport>();
     p.transport = p.memory.get();
 #ifdef SAGAD_WITH_SAMPLES
-    // The samples' participants, each with its own database beside the log.
-    const std::string dir = config.db + ".participants";
-    fs::create_directories(dir);
-    try {
-      p.inventory = std::make_unique<saga::samples::InventoryService>(
-          *p.transport, dir + "/inventory.db", /*initial_stock=*/1000);
-      p.payment =
-          std::make_unique<saga::samples::PaymentService>(*p.transport, dir + "/payment.db", 500);
-      p.orders = std::make_unique<saga::samples::OrdersService>(*p.transport, dir + "/orders.db");
-    } catch (const std::exception& e) {
-      return Status::Unavailable(std::string("sample participants: ") + e.what());
+    if (config.participants == "workload") {
+      p.workload = std::make_unique<saga::samples::WorkloadParticipants>(*p.transport);
+      if (Status st = p.workload->start(); !st.ok()) return st;
+      log.info("the reference workload's participants run in-process (in memory)");
+    } else if (config.participants == "samples") {
+      // The samples' participants, each with its own database beside the log.
+      const std::string dir = config.db + ".participants";
+      fs::create_directories(dir);
+      try {
+        p.inventory = std::make_unique<saga::samples::InventoryService>(
+            *p.transport, dir + "/inventory.db", /*initial_stock=*/1000);
+        p.payment =
+            std::make_unique<saga::samples::PaymentService>(*p.transport, dir + "/payment.db", 500);
+        p.orders = std::make_unique<saga::samples::OrdersService>(*p.transport, dir + "/orders.db");
+      } catch (const std::exception& e) {
+        return Status::Unavailable(std::string("sample participants: ") + e.what());
+      }
+      for (Status st : {p.inventory->start(), p.payment->start(), p.orders->start()})
+        if (!st.ok()) return st;
+      log.info("sample participants run in-process (inventory, payment, orders)", {{"data", dir}});
     }
-    for (Status st : {p.inventory->start(), p.payment->start(), p.orders->start()})
-      if (!st.ok()) return st;
-    log.info("sample participants run in-process (inventory, payment, orders)", {{"data", dir}});
 #endif
   }
   d->metrics_.set_sources([raw = d.get()] { return raw->engine(); },

@@ -1,6 +1,7 @@
 #include "http_api.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <future>
 #include <nlohmann/json.hpp>
@@ -144,6 +145,11 @@ HttpApi::HttpApi(Daemon& daemon, const Config& config, Log& log)
   server_->set_keep_alive_max_count(1'000'000);
   server_->set_keep_alive_timeout(30);
   server_->set_read_timeout(10);
+  server_->set_tcp_nodelay(true);  // small JSON answers: no Nagle delay
+  server_->set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;  // the listening socket, before it is bound
+  });
   routes();
 }
 
@@ -156,6 +162,9 @@ saga::Result<int> HttpApi::bind() {
   const int bound =
       port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
   if (bound < 0) return Status::Unavailable("cannot listen on " + config_.http);
+  // The library listens with a backlog of 5: many clients connecting at once would see their
+  // handshakes dropped and retried a second later. Listening again only raises the backlog.
+  if (listen_fd_ >= 0) ::listen(listen_fd_, 1024);
   return bound;
 }
 

@@ -31,6 +31,7 @@ class HttpApi {
   const Config& config_;
   Log& log_;
   std::unique_ptr<httplib::Server> server_;
+  int listen_fd_ = -1;
 };
 
 }  // namespace sagad

@@ -27,12 +27,15 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "A TOML file (see sagad.example.toml)")
       ->check(CLI::ExistingFile);
   // Flags override the file: read them into their own copies first.
-  std::string definitions, db, transport, http, log_level, log_format, token_file;
+  std::string definitions, db, transport, participants, http, log_level, log_format, token_file;
   int partitions = 0;
   app.add_option("--definitions", definitions, "A .saga file or a directory of them");
   app.add_option("--db", db, "The saga log (SQLite file; created 0600)");
   app.add_option("--transport", transport, "memory (samples' participants in-process) or kafka")
       ->check(CLI::IsMember({"memory", "kafka"}));
+  app.add_option("--participants", participants,
+                 "With --transport memory: samples (default), workload (saga-bench's) or none")
+      ->check(CLI::IsMember({"samples", "workload", "none"}));
   app.add_option("--http", http, "HOST:PORT to serve on (default 127.0.0.1:8080; port 0: any)");
   app.add_option("--partitions", partitions, "Engine partitions (threads)")
       ->check(CLI::Range(1, 64));
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
   if (!definitions.empty()) config.definitions = definitions;
   if (!db.empty()) config.db = db;
   if (!transport.empty()) config.transport = transport;
+  if (!participants.empty()) config.participants = participants;
   if (!http.empty()) config.http = http;
   if (partitions) config.partitions = partitions;
   if (!log_level.empty()) config.log_level = log_level;

@@ -470,8 +470,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
       sagas.erase(it);
       c.active--;
     }
-    for (auto& w : waiters) w(out);
+    // Observers (metrics, logs) first: whoever hears the outcome then sees it counted.
     if (impl.opts.on_finished) impl.opts.on_finished(out);
+    for (auto& w : waiters) w(out);
   }
 
   Message to_message(const Command& c) const {

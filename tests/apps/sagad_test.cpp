@@ -355,6 +355,23 @@ TEST_F(Sagad, RunsWithTheShippedExampleConfigAndFlagsOverrideIt) {
   EXPECT_TRUE(fs::exists(db));  // --db overrode the file's /var/lib path
 }
 
+#ifdef SAGA_BENCH
+TEST_F(Sagad, SagaBenchDrivesItOverHttpWithTheReferenceWorkloadAndVerifies) {
+  start({"--participants", "workload"});
+  auto r = testutil::run_command(std::string(SAGA_BENCH) + " --mode http --sagas 300 --url " +
+                                 "http://127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j["mode"], "http");
+  EXPECT_EQ(j["completed"], 270);
+  EXPECT_EQ(j["compensated"], 30);
+  EXPECT_EQ(j["verified"], true);
+  auto no_url = testutil::run_command(std::string(SAGA_BENCH) + " --mode http");
+  EXPECT_EQ(no_url.exit_code, 2);
+  EXPECT_THAT(no_url.err, HasSubstr("--url"));
+}
+#endif
+
 TEST_F(Sagad, BadFlagsConfigAndDefinitionsAreClearErrors) {
   auto run = [&](const std::string& args) {
     return testutil::run_command(std::string(SAGAD) + " " + args + " --http 127.0.0.1:0");
