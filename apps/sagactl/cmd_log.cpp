@@ -10,11 +10,11 @@
 #include <string>
 
 #include "commands.hpp"
-#include "saga_json.hpp"
 #include "saga/dsl.hpp"
 #include "saga/replay.hpp"
 #include "saga/sqlite_store.hpp"
 #include "saga/timeline.hpp"
+#include "saga_json.hpp"
 
 namespace sagactl {
 

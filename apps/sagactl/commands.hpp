@@ -17,4 +17,7 @@ void add_dsl_commands(CLI::App& app);
 // list, show, replay, export: reading a saga log file (cmd_log.cpp).
 void add_log_commands(CLI::App& app);
 
+// retry, abort: acting on a saga through sagad's HTTP API (cmd_server.cpp).
+void add_server_commands(CLI::App& app);
+
 }  // namespace sagactl

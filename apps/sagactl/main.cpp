@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
       "state machine decides differently.");
   sagactl::add_dsl_commands(app);
   sagactl::add_log_commands(app);
+  sagactl::add_server_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a command failed and said why

@@ -355,6 +355,46 @@ TEST_F(Sagad, RunsWithTheShippedExampleConfigAndFlagsOverrideIt) {
   EXPECT_TRUE(fs::exists(db));  // --db overrode the file's /var/lib path
 }
 
+#ifdef SAGACTL
+TEST_F(Sagad, SagactlShowsRetriesAndAbortsAStuckSagaThroughTheServer) {
+  std::ofstream(dir + "/token") << "tok-123\n";
+  start({"--token-file", dir + "/token"});
+  httplib::Headers auth{{"Authorization", "Bearer tok-123"}};
+  auto r = client->Post("/sagas?wait=5s", auth,
+                        json{{"type", "Jammed"}, {"id", "j/2"}, {"data", order("j/2", 900)}}.dump(),
+                        "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(json::parse(r->body)["status"], "stuck") << r->body;
+  const std::string ctl = std::string(SAGACTL);
+  const std::string server = " --server http://127.0.0.1:" + std::to_string(port);
+  // Read-only from the database while sagad writes it: what it waits for.
+  auto show = testutil::run_command(ctl + " show j/2 --db " + db);
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_THAT(show.out, HasSubstr("now: stuck"));
+  EXPECT_THAT(show.out, HasSubstr("could not be sent"));
+  auto denied = testutil::run_command(ctl + " retry j/2" + server);
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_THAT(denied.err, HasSubstr("HTTP 401"));
+  auto retried = testutil::run_command(ctl + " retry j/2 --reason 'warehouse back'" + server +
+                                       " --token-file " + dir + "/token");
+  EXPECT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_THAT(retried.out, HasSubstr("j/2: retry accepted"));
+  json after;
+  for (int i = 0; i < 100; ++i) {  // the warehouse is still away: stuck again
+    after = get("/sagas/j%2F2");
+    if (after["status"] == "stuck" && after["events"].size() > 12) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after["status"], "stuck");
+  auto aborted = testutil::run_command("SAGAD_TOKEN=tok-123 " + ctl +
+                                       " abort j/2 --reason 'released by hand'" + server);
+  EXPECT_EQ(aborted.exit_code, 0) << aborted.err;
+  EXPECT_EQ(get("/sagas/j%2F2")["status"], "aborted");
+  auto replay = testutil::run_command(ctl + " replay --check j/2 --db " + db);
+  EXPECT_EQ(replay.exit_code, 0) << replay.err;  // operator actions replay deterministically
+}
+#endif
+
 #ifdef SAGA_BENCH
 TEST_F(Sagad, SagaBenchDrivesItOverHttpWithTheReferenceWorkloadAndVerifies) {
   start({"--participants", "workload"});
