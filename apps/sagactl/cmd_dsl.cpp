@@ -1,6 +1,10 @@
 // sagactl validate FILE...   and   sagactl graph FILE [--saga NAME] [--format dot|mermaid]
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,10 +19,28 @@ std::string plural(std::size_t n, const std::string& word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
 
+// Diagnostics as text, coloured when stderr is a terminal (and NO_COLOR is unset).
+std::string shown(const std::vector<saga::dsl::Diagnostic>& errors) {
+  std::string text = saga::dsl::format(errors);
+  if (!isatty(STDERR_FILENO) || std::getenv("NO_COLOR") != nullptr) return text;
+  std::string out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (const auto at = line.find(": error: "); at != std::string::npos) {
+      line = "\x1b[1m" + line.substr(0, at + 1) + "\x1b[0m \x1b[1;31merror:\x1b[0m" +
+             line.substr(at + 8);
+    } else if (line.find_first_not_of(" ^~") == std::string::npos &&
+               line.find('^') != std::string::npos) {
+      line = "\x1b[1;32m" + line + "\x1b[0m";
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 // Prints the diagnostics of a failed file to stderr and stops with exit code 1.
 [[noreturn]] void fail_with(const std::string& file, const saga::dsl::ParseResult& r) {
-  std::cerr << saga::dsl::format(r.errors) << file << ": " << plural(r.errors.size(), "error")
-            << "\n";
+  std::cerr << shown(r.errors) << file << ": " << plural(r.errors.size(), "error") << "\n";
   throw CLI::RuntimeError(1);
 }
 
@@ -37,8 +59,7 @@ void run_validate(const std::vector<std::string>& files) {
       continue;
     }
     failed = true;
-    std::cerr << saga::dsl::format(r.errors) << file << ": " << plural(r.errors.size(), "error")
-              << "\n";
+    std::cerr << shown(r.errors) << file << ": " << plural(r.errors.size(), "error") << "\n";
   }
   if (failed) throw CLI::RuntimeError(1);
 }

@@ -86,7 +86,15 @@ void check_saga(const SagaSource& s, Diagnostics& diags) {
         setting = about_compensation ? src.compensation_retry : src.retry;
       at = setting.value_or(src.name);
     }
-    diags.error(at, with_rule(e.message, e.rule));
+    std::string message = e.message;
+    if (e.rule == "unique-step-names" && e.step >= 0) {  // where the name was first used
+      for (int i = 0; i < e.step && static_cast<std::size_t>(i) < s.steps.size(); ++i)
+        if (s.def.steps[i].name == s.def.steps[e.step].name) {
+          message += " (first at line " + std::to_string(s.steps[i].name.line) + ")";
+          break;
+        }
+    }
+    diags.error(at, with_rule(message, e.rule));
   }
 }
 

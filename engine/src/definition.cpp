@@ -110,8 +110,11 @@ std::vector<DefinitionError> validate(const Definition& def) {
     if (s.compensatable()) {
       out.push_back({idx, "compensation-after-pivot",
                      p + "comes after the pivot '" + pv +
-                         "' and would never be compensated; remove the compensation or move "
-                         "the step before the pivot"});
+                         "' (no compensation: once it succeeds the saga must complete), so it "
+                         "would never be compensated; give '" +
+                         pv +
+                         "' a compensation, or move this step before it (if this step cannot "
+                         "be undone, drop its compensation and retry it forever)"});
     } else if (!s.retry.forever()) {
       out.push_back({idx, "at-most-one-pivot",
                      p + "has no compensation but '" + pv +

@@ -24,8 +24,10 @@ TEST(DslDiagnostics, FormatsLikeACompilerWithSourceLineAndCaret) {
   ASSERT_EQ(r.errors.size(), 1u) << test::messages(r);
   EXPECT_EQ(format(r.errors[0]),
             "place_order.saga:9:16: error: step 'charge_payment': comes after the pivot "
-            "'confirm_order' and would never be compensated; remove the compensation or move the "
-            "step before the pivot [compensation-after-pivot]\n"
+            "'confirm_order' (no compensation: once it succeeds the saga must complete), so it "
+            "would never be compensated; give 'confirm_order' a compensation, or move this step "
+            "before it (if this step cannot be undone, drop its compensation and retry it "
+            "forever) [compensation-after-pivot]\n"
             "    compensate payment.RefundPayment\n"
             "               ^~~~~~~~~~~~~~~~~~~~~\n");
 }

@@ -259,11 +259,13 @@ std::vector<BadCase> bad_cases() {
       {"StepWithoutCommand", saga("step a { compensate a.U }"), 2, 6, "step 'a' has no command"},
       {"DuplicateStepNames",
        saga(ok + "step a { command b.B compensate b.U }\nstep p { command p.P }"), 3, 6,
-       "step 'a': another step has the same name [unique-step-names]"},
+       "step 'a': another step has the same name (first at line 2) [unique-step-names]"},
       {"CompensationAfterPivot",
        saga(ok + "step p { command p.P }\nstep c { command c.C compensate c.U }"), 4, 33,
-       "step 'c': comes after the pivot 'p' and would never be compensated; remove the "
-       "compensation or move the step before the pivot [compensation-after-pivot]"},
+       "step 'c': comes after the pivot 'p' (no compensation: once it succeeds the saga must "
+       "complete), so it would never be compensated; give 'p' a compensation, or move this step "
+       "before it (if this step cannot be undone, drop its compensation and retry it forever) "
+       "[compensation-after-pivot]"},
       {"SecondPivot", saga(ok + "step p { command p.P }\nstep q { command q.Q }"), 4, 6,
        "step 'q': has no compensation but 'p' is already the pivot; steps after the pivot must "
        "be retriable (retry forever) [at-most-one-pivot]"},
@@ -393,8 +395,10 @@ TEST(DslParse, ATypoInALaterStepDoesNotHideAnEarlierPivotError) {
     got.push_back(std::to_string(d.line) + ":" + std::to_string(d.column) + " " + d.message);
   // 'comand' might have been 'compensate', so nothing is said about the pivot from step c on.
   EXPECT_EQ(got, (std::vector<std::string>{
-                     "4:35 step 'b': comes after the pivot 'p' and would never be compensated; "
-                     "remove the compensation or move the step before the pivot "
+                     "4:35 step 'b': comes after the pivot 'p' (no compensation: once it "
+                     "succeeds the saga must complete), so it would never be compensated; give "
+                     "'p' a compensation, or move this step before it (if this step cannot be "
+                     "undone, drop its compensation and retry it forever) "
                      "[compensation-after-pivot]",
                      "5:12 unknown keyword 'comand' in step 'c'; did you mean 'command'?"}));
 }
