@@ -485,7 +485,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     m.reply_to = impl.opts.reply_channel;
     m.compensation = c.compensation;
     m.payload = c.payload;
-    m.traceparent = c.trace;
+    m.traceparent = child_traceparent(c.trace, c.id);  // a span per command, under the saga
     return m;
   }
 

@@ -1,5 +1,7 @@
 #include "saga/limits.hpp"
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 namespace saga {
@@ -146,6 +148,21 @@ Status check_traceparent(std::string_view tp) {
   if (version != "00") return bad("version " + std::string(version) + " is not supported");
   if (all_zero(trace) || all_zero(parent)) return bad("all-zero id");
   return Status::Ok();
+}
+
+std::string child_traceparent(std::string_view parent, std::string_view command_id) {
+  if (parent.size() != 55 || !check_traceparent(parent).ok()) return std::string(parent);
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a of the command id: stable across re-sends
+  for (unsigned char c : command_id) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  if (h == 0) h = 1;  // an all-zero span id is invalid
+  char span[17];
+  std::snprintf(span, sizeof span, "%016llx", static_cast<unsigned long long>(h));
+  std::string out(parent);
+  out.replace(36, 16, span);  // "00-" + 32 hex trace id + "-" = 36 characters
+  return out;
 }
 
 }  // namespace saga

@@ -217,5 +217,18 @@ TEST(ParticipantLimits, HandlerReplyDataNestedTooDeepIsAnsweredFailed) {
   EXPECT_NE(replies[0].error.find("nested deeper"), std::string::npos);
 }
 
+TEST(Tracing, EachCommandGetsItsOwnSpanUnderTheSagasTrace) {
+  const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string a1 = child_traceparent(parent, "o-1/reserve/a1");
+  const std::string a2 = child_traceparent(parent, "o-1/reserve/a2");
+  EXPECT_OK(check_traceparent(a1));
+  EXPECT_EQ(a1.substr(0, 36), parent.substr(0, 36));  // same trace id
+  EXPECT_EQ(a1.substr(52), parent.substr(52));        // same flags
+  EXPECT_NE(a1.substr(36, 16), parent.substr(36, 16));
+  EXPECT_NE(a1, a2);
+  EXPECT_EQ(a1, child_traceparent(parent, "o-1/reserve/a1"));  // a re-send keeps its span
+  EXPECT_EQ(child_traceparent("", "o-1/reserve/a1"), "");
+}
+
 }  // namespace
 }  // namespace saga

@@ -31,5 +31,8 @@ Status check_id(std::string_view id, std::string_view what);
 // W3C trace context: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", lowercase,
 // ids not all zero. Empty is allowed (no trace).
 Status check_traceparent(std::string_view traceparent);
+// The traceparent a command carries: the saga's trace id and flags with a span id of its own,
+// derived from the command id (a re-sent command keeps its span). Empty without a trace.
+std::string child_traceparent(std::string_view saga_traceparent, std::string_view command_id);
 
 }  // namespace saga
