@@ -229,6 +229,7 @@ ALTER TABLE events ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 CREATE TABLE definitions(
   fingerprint TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
   text TEXT NOT NULL, first_used_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX saga_state_started ON saga_state(started_ms DESC, saga_id);
 )sql"},
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
@@ -806,7 +807,8 @@ Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
   b.i64(static_cast<int64_t>(std::min(filter.limit, max)));
   bind_time(b, filter.updated_since);
   bind_time(b, filter.after ? std::optional<TimePoint>(filter.after->first) : std::nullopt);
-  b.text(filter.after ? filter.after->second : std::string());
+  static const std::string kNone;
+  b.text(filter.after ? filter.after->second : kNone);  // bound without a copy: must outlive
   std::vector<SagaSummary> out;
   Status st = impl_->rows(stmt, b, "list sagas",
                           [&](sqlite3_stmt* s) { return read_summary(s, &out.emplace_back()); });

@@ -93,7 +93,7 @@ saga::TimePoint parse_since(const std::string& text) {
   char unit = 0;
   int used = 0;
   if (std::sscanf(text.c_str(), "%lld%c%n", &n, &unit, &used) == 2 &&
-      used == static_cast<int>(text.size()) && n >= 0) {
+      used == static_cast<int>(text.size()) && n >= 0 && n <= 1'000'000'000) {
     const long long per = unit == 's'   ? 1000
                           : unit == 'm' ? 60'000
                           : unit == 'h' ? 3'600'000
@@ -218,7 +218,7 @@ void add_log_commands(CLI::App& app) {
     if (as_json) {
       json out{{"sagas", json::array()}, {"total", *total}};
       for (const auto& s : *sagas) out["sagas"].push_back(summary_json(s));
-      std::cout << out.dump() << "\n";
+      std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
       return;
     }
     std::vector<std::vector<std::string>> rows = {
@@ -260,7 +260,7 @@ void add_log_commands(CLI::App& app) {
                {"fingerprint", events.front().fingerprint},
                {"events", json::array()}};
       for (const auto& e : events) out["events"].push_back(event_json(c.id, e, names));
-      std::cout << out.dump(2) << "\n";
+      std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
       return;
     }
     std::cout << saga::format_timeline(c.id, events, names, {.colour = colour_wanted()});
@@ -273,7 +273,10 @@ void add_log_commands(CLI::App& app) {
     auto store = open_log(c.db);
     auto events = load_events(*store, c.id, c.db);
     const Resolved def = resolve(*store, events.front(), "", true);
-    for (const auto& e : events) std::cout << event_json(c.id, e, def.use()).dump() << "\n";
+    for (const auto& e : events)
+      std::cout
+          << event_json(c.id, e, def.use()).dump(-1, ' ', false, json::error_handler_t::replace)
+          << "\n";
   });
 
   static size_t until = 0;

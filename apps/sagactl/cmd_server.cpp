@@ -63,7 +63,9 @@ void act(const ServerOptions& o, const std::string& action) {
   if (!o.reason.empty()) body["reason"] = o.reason;
   // The id is a path segment: escape what a URL cannot carry as is.
   std::string path = "/sagas/" + escape(o.id) + "/" + action;
-  auto r = cli.Post(path.c_str(), headers, body.dump(), "application/json");
+  auto r = cli.Post(path.c_str(), headers,
+                    body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    "application/json");
   if (!r) {
     std::cerr << "sagactl: no answer from " << o.server << ": " << httplib::to_string(r.error())
               << "\n";
@@ -72,7 +74,9 @@ void act(const ServerOptions& o, const std::string& action) {
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   if (r->status != 200) {
     std::cerr << "sagactl: " << action << " " << o.id << ": HTTP " << r->status << ": "
-              << (j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r->body)
+              << (j.is_object() && j.contains("error") && j["error"].is_string()
+                      ? j["error"].get<std::string>()
+                      : r->body.substr(0, 500))
               << "\n";
     throw CLI::RuntimeError(kExitFailure);
   }

@@ -1,6 +1,8 @@
 // sagactl: validate and draw saga definitions; inspect saga logs.
 #include <CLI/CLI.hpp>
 
+#include <iostream>
+
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
@@ -20,6 +22,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);  // prints help, the version, or the usage error
     return rc == 0 ? 0 : sagactl::kExitUsage;
+  } catch (const std::exception& e) {  // e.g. a server address the HTTP client refuses
+    std::cerr << "sagactl: " << e.what() << "\n";
+    return sagactl::kExitFailure;
   }
   return 0;
 }

@@ -79,7 +79,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const Config& config, Log& log) {
   std::unique_ptr<Daemon> d(new Daemon(config, log));
   // The log holds business data: readable by its owner only (SQLite gives its -wal and -shm
   // files the same mode).
-  if (!fs::exists(config.db)) {
+  std::error_code ec;
+  if (!fs::exists(config.db, ec)) {
     const int fd = ::open(config.db.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST)
       return Status::InvalidArgument("cannot create " + config.db + ": " + std::strerror(errno));
@@ -109,7 +110,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const Config& config, Log& log) {
     } else if (config.participants == "samples") {
       // The samples' participants, each with its own database beside the log.
       const std::string dir = config.db + ".participants";
-      fs::create_directories(dir);
+      fs::create_directories(dir, ec);
       try {
         p.inventory = std::make_unique<saga::samples::InventoryService>(
             *p.transport, dir + "/inventory.db", /*initial_stock=*/1000);
@@ -211,6 +212,7 @@ Status Daemon::reload() {
     }
   }
   std::shared_ptr<saga::Engine> old;
+  std::vector<saga::Definition> previous = definitions();
   {
     std::lock_guard l(mu_);
     old = std::exchange(engine_, nullptr);
@@ -219,7 +221,15 @@ Status Daemon::reload() {
     if (Status st = old->close(); !st.ok()) log_.warn("reload: " + st.to_string());
     old.reset();
   }
-  return open_engine(std::move(merged));
+  if (Status st = open_engine(std::move(merged)); !st.ok()) {
+    // Not left without an engine: back to the definitions that ran before.
+    if (Status back = open_engine(std::move(previous)); !back.ok())
+      return Status::Unavailable("reload failed (" + st.message() +
+                                 ") and the previous engine did not reopen: " + back.message());
+    return Status::Unavailable("reload failed, the previous definitions run again: " +
+                               st.message());
+  }
+  return Status::Ok();
 }
 
 Status Daemon::close() {

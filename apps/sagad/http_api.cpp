@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -22,6 +23,9 @@ namespace {
 constexpr auto kAcceptTimeout = std::chrono::seconds(30);  // a start not committed by then: 503
 
 int http_code(const Status& st) {
+  // An engine closed under the request (a reload or a stop): try again.
+  if (st.code() == saga::Code::kFailedPrecondition && st.message() == "engine is closed")
+    return 503;
   switch (st.code()) {
     case saga::Code::kInvalidArgument:
       return 400;
@@ -55,12 +59,19 @@ int64_t parse_duration_ms(const std::string& text) {
   } catch (...) {
     return -1;
   }
-  if (n < 0) return -1;
+  if (n < 0 || n > 1000000000) return -1;
   const std::string unit = text.substr(used);
   if (unit == "ms") return n;
   if (unit == "s") return n * 1000;
   if (unit == "m") return n * 60'000;
   return -1;
+}
+
+// Digits only, the whole text; -1 otherwise.
+int64_t whole_number(const std::string& text) {
+  int64_t v = -1;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() && ptr == text.data() + text.size() && v >= 0 ? v : -1;
 }
 
 std::string hex(const std::string& s) {
@@ -143,11 +154,14 @@ HttpApi::HttpApi(Daemon& daemon, const Config& config, Log& log)
   server_->new_task_queue = [] { return new httplib::ThreadPool(256); };
   server_->set_payload_max_length(config.max_body_bytes);
   server_->set_keep_alive_max_count(1'000'000);
-  server_->set_keep_alive_timeout(30);
+  server_->set_keep_alive_timeout(5);  // an idle connection holds a worker: not for long
   server_->set_read_timeout(10);
   server_->set_tcp_nodelay(true);  // small JSON answers: no Nagle delay
   server_->set_socket_options([this](socket_t sock) {
-    httplib::default_socket_options(sock);
+    // SO_REUSEADDR only: the library's default adds SO_REUSEPORT, which would let a second
+    // process on this port take a share of the connections (and their tokens).
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     listen_fd_ = sock;  // the listening socket, before it is bound
   });
   routes();
@@ -169,7 +183,13 @@ saga::Result<int> HttpApi::bind() {
 }
 
 bool HttpApi::serve() {
-  return server_->listen_after_bind();
+  const bool ok = server_->listen_after_bind();
+  if (!ok) failed_ = true;
+  return ok;
+}
+
+bool HttpApi::running() const {
+  return server_->is_running();
 }
 
 void HttpApi::stop() {
@@ -195,15 +215,31 @@ void HttpApi::routes() {
     return e;
   };
 
+  // Runs before a body is read: the token first, then only plain bodies whose length is
+  // declared (the library limits those; a chunked or compressed body could grow unbounded).
+  s.set_pre_routing_handler([=](const httplib::Request& req, httplib::Response& res) {
+    using R = httplib::Server::HandlerResponse;
+    if (req.method != "POST") return R::Unhandled;
+    if (!authorized(req, res)) return R::Handled;
+    if (req.has_header("Transfer-Encoding")) {
+      send_error(res, 411, "send the body with a Content-Length, not chunked");
+      return R::Handled;
+    }
+    if (req.has_header("Content-Encoding")) {
+      send_error(res, 415, "compressed bodies are not accepted");
+      return R::Handled;
+    }
+    return R::Unhandled;
+  });
+
   s.Post("/sagas", [=, this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     auto body = parse_body(req, res, true);
     if (!body) return;
     const json& b = *body;
     if (!b.contains("type") || !b["type"].is_string())
       return send_error(res, 400, "'type' (the saga type, a string) is required");
-    if (b.contains("id") && !b["id"].is_string())
-      return send_error(res, 400, "'id' must be a string");
+    if (b.contains("id") && (!b["id"].is_string() || b["id"].get<std::string>().empty()))
+      return send_error(res, 400, "'id' must be a non-empty string (or absent: sagad picks one)");
     if (b.contains("data") && !b["data"].is_object())
       return send_error(res, 400, "'data' must be a JSON object");
     if (b.contains("version") && !b["version"].is_number_integer())
@@ -239,10 +275,13 @@ void HttpApi::routes() {
     });
     engine.reset();  // a reload may replace it while this waits
     if (accepted.wait_for(kAcceptTimeout) != std::future_status::ready)
-      return send_error(res, 503, "the start of saga '" + id + "' was not committed in time");
+      return send_json(res, 503,
+                       {{"error", "the start of saga '" + id +
+                                      "' was not committed in time; start it again (same id)"},
+                        {"id", id}});
     if (Status st = accepted.get(); !st.ok()) {
       const int code = st.code() == saga::Code::kNotFound ? 400 : http_code(st);
-      return send_error(res, code, st.message());
+      return send_json(res, code, {{"error", st.message()}, {"id", id}});
     }
     daemon_.metrics().started(type);
     log_.debug("saga accepted", {{"saga_id", id}, {"type", type}});
@@ -291,7 +330,7 @@ void HttpApi::routes() {
     }
     if (req.has_param("type")) f.definition = req.get_param_value("type");
     if (req.has_param("limit")) {
-      const int64_t n = std::atoll(req.get_param_value("limit").c_str());
+      const int64_t n = whole_number(req.get_param_value("limit"));
       if (n < 1 || n > 1000) return send_error(res, 400, "?limit must be 1 to 1000");
       f.limit = static_cast<size_t>(n);
     }
@@ -299,8 +338,9 @@ void HttpApi::routes() {
       auto raw = unhex(req.get_param_value("cursor"));
       const auto nl = raw ? raw->find('\n') : std::string::npos;
       if (nl == std::string::npos) return send_error(res, 400, "?cursor is not one sagad gave");
-      f.after =
-          std::pair{saga::from_ms(std::atoll(raw->substr(0, nl).c_str())), raw->substr(nl + 1)};
+      const int64_t ms = whole_number(raw->substr(0, nl));
+      if (ms < 0) return send_error(res, 400, "?cursor is not one sagad gave");
+      f.after = std::pair{saga::from_ms(ms), raw->substr(nl + 1)};
     }
     auto page = daemon_.store().list(f);
     if (!page.ok()) return send_error(res, 500, page.status().message());
@@ -314,7 +354,6 @@ void HttpApi::routes() {
 
   auto operator_action = [=, this](bool retry) {
     return [=, this](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
       auto body = parse_body(req, res, !retry);
       if (!body) return;
       if (body->contains("reason") && !(*body)["reason"].is_string())

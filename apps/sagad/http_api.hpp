@@ -1,6 +1,7 @@
 // sagad's HTTP API (cpp-httplib), JSON in and out; README "sagad" lists the routes.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,8 @@ class HttpApi {
   bool serve();
   // Stops taking connections; requests in progress finish.
   void stop();
+  bool running() const;
+  bool failed() const { return failed_.load(); }
 
  private:
   void routes();
@@ -32,6 +35,7 @@ class HttpApi {
   Log& log_;
   std::unique_ptr<httplib::Server> server_;
   int listen_fd_ = -1;
+  std::atomic<bool> failed_{false};  // serve() could not run
 };
 
 }  // namespace sagad

@@ -2,6 +2,9 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 namespace sagad {
@@ -48,14 +51,29 @@ void Log::write(spdlog::level::level_enum level, const std::string& msg, const F
     logger_->log(level, "{}", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
-  std::string line = msg;
+  std::string line;
+  for (unsigned char c : msg) line += c < 0x20 ? ' ' : static_cast<char>(c);
   for (const auto& [k, v] : fields) {
-    if (v.find_first_of(" \"=") == std::string::npos && !v.empty()) {
+    const bool plain = !v.empty() && std::all_of(v.begin(), v.end(), [](unsigned char c) {
+      return c > 0x20 && c != 0x7f && c != '"' && c != '=' && c != '\\';
+    });
+    if (plain) {
       line += " " + k + "=" + v;
       continue;
     }
-    std::string quoted;
-    for (char c : v) quoted += c == '"' ? std::string("\\\"") : std::string(1, c);
+    std::string quoted;  // one line per entry: quotes and control characters escaped
+    for (unsigned char c : v) {
+      if (c == '"' || c == '\\') {
+        quoted += '\\';
+        quoted += static_cast<char>(c);
+      } else if (c < 0x20 || c == 0x7f) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", c);
+        quoted += buf;
+      } else {
+        quoted += static_cast<char>(c);
+      }
+    }
     line += " " + k + "=\"" + quoted + "\"";
   }
   if (!repeated.empty()) line += " (" + repeated + ")";

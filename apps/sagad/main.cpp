@@ -75,7 +75,12 @@ int main(int argc, char** argv) {
   }
 
   sagad::Log log(config.log_level, config.log_format);
-  auto daemon = sagad::Daemon::open(config, log);
+  saga::Result<std::unique_ptr<sagad::Daemon>> daemon = saga::Status::Unavailable("not opened");
+  try {
+    daemon = sagad::Daemon::open(config, log);
+  } catch (const std::exception& e) {  // a filesystem error, say
+    daemon = saga::Status::Unavailable(e.what());
+  }
   if (!daemon.ok()) {
     log.error("cannot start: " + daemon.status().message());
     return 1;
@@ -96,6 +101,9 @@ int main(int argc, char** argv) {
                              {"auth", config.token.empty() ? "none" : "bearer token"}});
 
   std::thread signals([&] {
+    // A stop asked for during startup waits until the server runs (stop() before that is lost).
+    while (!api.running() && !api.failed())
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     for (;;) {
       int sig = 0;
       if (sigwait(&sigs, &sig) != 0) continue;
@@ -110,19 +118,26 @@ int main(int argc, char** argv) {
         continue;
       }
       log.info(std::string("stopping on ") + strsignal(sig) + "; a second signal stops at once");
-      api.stop();
-      // A second signal while the engine finishes: leave at once.
-      std::thread([&] {
-        int again = 0;
-        sigwait(&sigs, &again);
-        log.warn("second signal: exiting without waiting");
-        log.flush();
+      // A second SIGTERM/SIGINT while the engine finishes: leave at once (a SIGHUP now is not
+      // a reason to skip the clean stop).
+      std::thread([] {
+        sigset_t again;
+        sigemptyset(&again);
+        sigaddset(&again, SIGTERM);
+        sigaddset(&again, SIGINT);
+        int s = 0;
+        sigwait(&again, &s);
         _exit(1);
       }).detach();
+      api.stop();  // no new connections or requests
+      // Commit what is decided and stop the engine now: requests still waiting for an outcome
+      // are answered (202: the saga goes on after a restart) instead of holding the stop.
+      if (saga::Status st = (*daemon)->close(); !st.ok()) log.error("stop: " + st.message());
       return;
     }
   });
   const bool served = api.serve();
+  if (!served) kill(getpid(), SIGTERM);  // lets the signal thread finish
   signals.join();
   saga::Status st = (*daemon)->close();
   if (!st.ok()) log.error("stop: " + st.message());

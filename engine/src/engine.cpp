@@ -171,7 +171,14 @@ struct Partition : std::enable_shared_from_this<Partition> {
       } else if (is_finished(s.status) && it->second.reported == s.status) {
         done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition});
       } else {  // running, or finished but not committed yet: answered by finish()
-        if (req.on_accepted) req.on_accepted(Status::Ok());
+        // Accepted once nothing of this partition waits to be committed (its start may).
+        if (req.on_accepted) {
+          if (batch.empty() && write_error.ok()) {
+            req.on_accepted(Status::Ok());
+          } else {
+            after_commit.push_back(std::move(req.on_accepted));
+          }
+        }
         it->second.waiters.push_back(std::move(done));
       }
       return;

@@ -41,6 +41,7 @@ json order(const std::string& id, int amount) {
 class Sagad : public ::testing::Test {
  protected:
   void SetUp() override {
+    signal(SIGPIPE, SIG_IGN);  // a server that refuses a body may close while we still write
     dir = testutil::temp_path("sagad");
     fs::remove_all(dir);
     fs::create_directories(dir + "/defs");
@@ -245,6 +246,14 @@ TEST_F(Sagad, MutatingEndpointsNeedTheBearerTokenWhichIsNeverPrinted) {
   ASSERT_TRUE(retry);
   EXPECT_EQ(retry->status, 401);
   EXPECT_EQ(client->Get("/sagas/t-1")->status, 200);  // reading needs no token
+  // The token is checked before a body is read: a large body without it gets 401, not 413.
+  auto big = client->Post("/sagas", std::string(3 << 20, ' '), "application/json");
+  if (big) EXPECT_EQ(big->status, 401);  // or the connection was cut while we wrote
+  // Nobody else can listen on its port beside it (no SO_REUSEPORT).
+  auto twin = testutil::run_command(std::string(SAGAD) + " --definitions " + dir + "/defs --db " +
+                                    dir + "/twin.db --http 127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(twin.exit_code, 1);
+  EXPECT_THAT(twin.err, HasSubstr("cannot listen"));
   EXPECT_EQ(stop(), 0);
   EXPECT_THAT(read_log(), ::testing::Not(HasSubstr(token)));
   auto help = testutil::run_command(std::string(SAGAD) + " --help");
@@ -283,6 +292,27 @@ TEST_F(Sagad, MalformedOversizedAndUnknownStartsAreRefusedAndItKeepsServing) {
                             "application/json");
   ASSERT_TRUE(trace);
   EXPECT_EQ(trace->status, 400) << trace->body;
+  auto [c6, b6] = raw(json{{"type", "PlaceOrder"}, {"id", ""}}.dump());
+  EXPECT_EQ(c6, 400);
+  EXPECT_THAT(b6, HasSubstr("non-empty"));
+  // A body without a declared length (chunked) could grow past any limit: refused unread.
+  auto chunked = client->Post(
+      "/sagas",
+      [](size_t offset, httplib::DataSink& sink) {
+        if (offset < (4 << 20)) {
+          const std::string chunk(64 << 10, ' ');
+          sink.write(chunk.data(), chunk.size());
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "application/json");
+  if (chunked) EXPECT_EQ(chunked->status, 411);  // or the connection was cut while we wrote
+  httplib::Headers gz{{"Content-Encoding", "gzip"}};
+  auto encoded = client->Post("/sagas", gz, std::string("\x1f\x8b", 2), "application/json");
+  ASSERT_TRUE(encoded);
+  EXPECT_EQ(encoded->status, 415);
   auto route = client->Get("/nowhere");
   ASSERT_TRUE(route);
   EXPECT_EQ(route->status, 404);

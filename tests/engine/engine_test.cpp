@@ -136,6 +136,27 @@ TEST_F(EngineTest, OnAcceptedRunsOnceTheStartIsCommittedOrWithTheStartError) {
   EXPECT_NE(seen[2].find("unknown saga type"), std::string::npos) << seen[2];
 }
 
+TEST_F(EngineTest, ASecondStartIsNotAcceptedBeforeTheFirstIsCommitted) {
+  std::vector<std::string> seen;
+  auto start = [&] {
+    StartRequest req{.definition = "PlaceOrder", .saga_id = "d", .input = order(1)};
+    req.on_accepted = [&seen](Status st) { seen.push_back(st.to_string()); };
+    engine->start(std::move(req), [](auto) {});
+  };
+  store.fail_next(1);  // the first commit of the start fails, and is retried later
+  start();
+  engine->poll();
+  EXPECT_TRUE(seen.empty());
+  start();  // the same saga again: it is live, but its start is not durable yet
+  engine->poll();
+  EXPECT_TRUE(seen.empty());
+  clock.advance(Duration(200));  // the retry commits both
+  engine->poll();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], Status::Ok().to_string());
+  EXPECT_EQ(seen[1], Status::Ok().to_string());
+}
+
 TEST_F(EngineTest, DeclinedPaymentReleasesReservationAndEndsCompensated) {
   auto r = run("order-2", order(2, /*decline=*/true));
   ASSERT_OK(r);

@@ -742,7 +742,7 @@ TEST(SqliteStoreMigration, Version1FileIsMigratedWithDataIntact) {
   EXPECT_EQ(raw.value("PRAGMA user_version"), std::to_string(SqliteStore::kSchemaVersion));
   EXPECT_EQ(raw.rows("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
                      "ORDER BY name"),
-            (std::vector<std::string>{"saga_state_active", "timers_due"}));
+            (std::vector<std::string>{"saga_state_active", "saga_state_started", "timers_due"}));
 }
 
 TEST(SqliteStore, DefinitionIsKeptOncePerFingerprintAndReadBackByAReader) {
