@@ -444,9 +444,16 @@ void KafkaTransport::unsubscribe(const std::string& channel) {
   if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(sub->rk.get(), q)) {
     rd_kafka_error_destroy(e);
   } else {
+    // Served as events: prefetched messages forwarded here cannot be served as callbacks
+    // (librdkafka asserts), and the revoke arrives as a rebalance event.
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!rd_kafka_consumer_closed(sub->rk.get()) && std::chrono::steady_clock::now() < until)
-      rd_kafka_queue_poll_callback(q, 100);  // serves the revoke through the rebalance callback
+    while (!rd_kafka_consumer_closed(sub->rk.get()) && std::chrono::steady_clock::now() < until) {
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
+      if (ev == nullptr) continue;
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+        sub->rebalance(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+      rd_kafka_event_destroy(ev);
+    }
   }
   rd_kafka_queue_destroy(q);
   if (!rd_kafka_consumer_closed(sub->rk.get()))
