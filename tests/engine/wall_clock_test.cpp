@@ -86,7 +86,19 @@ TEST(EngineWallClock, JumpsOfAnHourEitherWayCauseNoSpuriousTimeoutAndLoseNoTimer
   const auto t0 = std::chrono::steady_clock::now();
   auto slow = (*engine)->start({.definition = "PlaceOrder", .saga_id = "slow"});
   auto mute = (*engine)->start({.definition = "PlaceOrder", .saga_id = "mute"});
-  offset_ms = 3600 * 1000;  // an hour ahead while both wait for payment
+  // Both must be waiting for payment (its timer armed) when the clock jumps: under a slow
+  // build (ThreadSanitizer) the dispatch can otherwise straddle the jump.
+  auto waiting_for_payment = [&](const std::string& id) {
+    auto events = store.events(id);
+    if (!events.ok()) return false;
+    for (const Event& e : *events)
+      if (e.type == EventType::kStepDispatched && e.step == 1) return true;
+    return false;
+  };
+  for (int i = 0; i < 500 && !(waiting_for_payment("slow") && waiting_for_payment("mute")); ++i)
+    std::this_thread::sleep_for(2ms);
+  std::this_thread::sleep_for(50ms);  // past the commit, to the arming of its timer
+  offset_ms = 3600 * 1000;            // an hour ahead while both wait for payment
   std::this_thread::sleep_for(150ms);
   offset_ms = -3600 * 1000;  // and an hour back
 
