@@ -236,22 +236,12 @@ static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
 constexpr const char* kTimerKinds[] = {"", "timeout", "retry"};
 
-bool parse_status(std::string_view text, SagaStatus* out) {
-  for (int i = 0; i <= static_cast<int>(SagaStatus::kAborted); ++i) {
-    if (text == status_name(static_cast<SagaStatus>(i))) {
-      *out = static_cast<SagaStatus>(i);
-      return true;
-    }
-  }
-  return false;
-}
-
 Status read_summary(sqlite3_stmt* s, SagaSummary* r) {
   r->id = column_text(s, 0);
   r->definition = column_text(s, 1);
   r->version = sqlite3_column_int(s, 2);
   const std::string status = column_text(s, 3);
-  if (!parse_status(status, &r->status)) {
+  if (!parse_status_name(status, &r->status)) {
     return Status::Corruption("saga " + r->id + ": unknown status '" + status + "'");
   }
   r->input = column_text(s, 4);

@@ -2,7 +2,26 @@
 
 #include "saga/timeline.hpp"
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 namespace saga::apps {
+
+Result<std::string> read_token(const std::string& file) {
+  if (file.empty()) {
+    const char* env = std::getenv("SAGAD_TOKEN");
+    return std::string(env ? env : "");
+  }
+  std::ifstream in(file);
+  if (!in) return Status::InvalidArgument("token file " + file + " cannot be read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string t = ss.str();
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.empty()) return Status::InvalidArgument("token file " + file + " is empty");
+  return t;
+}
 
 using nlohmann::json;
 

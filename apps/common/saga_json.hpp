@@ -21,4 +21,8 @@ nlohmann::json event_json(const std::string& saga_id, const Event& e, const Defi
 
 nlohmann::json summary_json(const SagaSummary& s);
 
+// sagad's bearer token: the file's content without trailing whitespace when `file` is given
+// (InvalidArgument when it cannot be read or is empty), else SAGAD_TOKEN, else empty.
+Result<std::string> read_token(const std::string& file);
+
 }  // namespace saga::apps

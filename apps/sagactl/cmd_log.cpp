@@ -208,9 +208,7 @@ void add_log_commands(CLI::App& app) {
     f.limit = limit;
     if (!since.empty()) f.updated_since = parse_since(since);
     if (stuck) status = "stuck";
-    for (int s = 0; s <= static_cast<int>(saga::SagaStatus::kAborted); ++s)
-      if (status == saga::status_name(static_cast<saga::SagaStatus>(s)))
-        f.status = static_cast<saga::SagaStatus>(s);
+    if (saga::SagaStatus s; saga::parse_status_name(status, &s)) f.status = s;
     auto sagas = store->list(f);
     if (!sagas.ok()) fail(sagas.status().message());
     auto total = store->count(f);

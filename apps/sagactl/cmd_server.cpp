@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "saga_json.hpp"
 
 namespace sagactl {
 
@@ -23,20 +24,12 @@ struct ServerOptions {
 
 // The bearer token: from --token-file, else SAGAD_TOKEN; never from argv.
 std::string token(const ServerOptions& o) {
-  if (!o.token_file.empty()) {
-    std::ifstream in(o.token_file);
-    if (!in) {
-      std::cerr << "sagactl: token file " << o.token_file << " cannot be read\n";
-      throw CLI::RuntimeError(kExitFailure);
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string t = ss.str();
-    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-    return t;
+  auto t = saga::apps::read_token(o.token_file);
+  if (!t.ok()) {
+    std::cerr << "sagactl: " << t.status().message() << "\n";
+    throw CLI::RuntimeError(kExitFailure);
   }
-  const char* env = std::getenv("SAGAD_TOKEN");
-  return env ? env : "";
+  return *t;
 }
 
 std::string escape(const std::string& s) {

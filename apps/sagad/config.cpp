@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "saga_json.hpp"
+
 #include <toml++/toml.h>
 #include <cstdlib>
 #include <fstream>
@@ -164,20 +166,9 @@ Status finish(Config* c) {
   std::string host;
   int port = 0;
   if (Status st = split_address(c->http, &host, &port); !st.ok()) return st;
-  if (!c->token_file.empty()) {
-    std::ifstream in(c->token_file);
-    if (!in) return Status::InvalidArgument("token file " + c->token_file + " cannot be read");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    c->token = ss.str();
-    while (!c->token.empty() &&
-           (c->token.back() == '\n' || c->token.back() == '\r' || c->token.back() == ' '))
-      c->token.pop_back();
-    if (c->token.empty())
-      return Status::InvalidArgument("token file " + c->token_file + " is empty");
-  } else if (const char* env = std::getenv("SAGAD_TOKEN"); env != nullptr && *env != 0) {
-    c->token = env;
-  }
+  auto token = saga::apps::read_token(c->token_file);
+  if (!token.ok()) return token.status();
+  c->token = std::move(*token);
   return Status::Ok();
 }
 

@@ -316,17 +316,12 @@ void HttpApi::routes() {
     saga::ListFilter f;
     f.limit = 50;
     if (req.has_param("status")) {
-      const std::string st = req.get_param_value("status");
-      bool known = false;
-      for (int i = 0; i <= static_cast<int>(saga::SagaStatus::kAborted); ++i)
-        if (st == saga::status_name(static_cast<saga::SagaStatus>(i))) {
-          f.status = static_cast<saga::SagaStatus>(i);
-          known = true;
-        }
-      if (!known)
+      saga::SagaStatus st;
+      if (!saga::parse_status_name(req.get_param_value("status"), &st))
         return send_error(res, 400,
                           "?status must be running, compensating, completed, compensated, "
                           "stuck or aborted");
+      f.status = st;
     }
     if (req.has_param("type")) f.definition = req.get_param_value("type");
     if (req.has_param("limit")) {

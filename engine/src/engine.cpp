@@ -349,7 +349,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
   void flush() {
     flush_scheduled = false;
     if (batch.empty() || draining) return;
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = impl.opts.on_commit ? std::chrono::steady_clock::now()
+                                        : std::chrono::steady_clock::time_point{};
     Status st = impl.store.commit(batch);
     if (st.ok() && impl.opts.on_commit)
       impl.opts.on_commit(batch.sagas.size(), std::chrono::steady_clock::now() - t0);

@@ -45,6 +45,16 @@ bool parse_event_name(const std::string& name, EventType* out) {
   return false;
 }
 
+bool parse_status_name(std::string_view name, SagaStatus* out) {
+  for (int i = 0; i <= static_cast<int>(SagaStatus::kAborted); ++i) {
+    if (name == status_name(static_cast<SagaStatus>(i))) {
+      *out = static_cast<SagaStatus>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
 const char* status_name(SagaStatus s) {
   switch (s) {
     case SagaStatus::kRunning:

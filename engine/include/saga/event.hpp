@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "saga/definition.hpp"
@@ -75,6 +76,8 @@ enum class SagaStatus : uint8_t {
   kAborted,
 };
 const char* status_name(SagaStatus status);
+// status_name() read back; false for any other text.
+bool parse_status_name(std::string_view name, SagaStatus* out);
 inline bool is_terminal(SagaStatus s) {
   return s == SagaStatus::kCompleted || s == SagaStatus::kCompensated || s == SagaStatus::kAborted;
 }
