@@ -77,4 +77,12 @@ json summary_json(const SagaSummary& s) {
           {"reason", s.reason}};
 }
 
+json outcome_json(const SagaOutcome& o) {
+  return {{"id", o.saga_id},
+          {"type", o.definition},
+          {"status", status_name(o.status)},
+          {"reason", o.reason},
+          {"context", data_value(o.context)}};
+}
+
 }  // namespace saga::apps

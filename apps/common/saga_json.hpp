@@ -6,6 +6,7 @@
 #include <string>
 
 #include "saga/definition.hpp"
+#include "saga/engine.hpp"
 #include "saga/event.hpp"
 #include "saga/event_store.hpp"
 
@@ -20,6 +21,9 @@ nlohmann::json data_value(const std::string& text);
 nlohmann::json event_json(const std::string& saga_id, const Event& e, const Definition* def);
 
 nlohmann::json summary_json(const SagaSummary& s);
+
+// How a saga ended, as sagad answers a start and publishes it: id, type, status, reason, context.
+nlohmann::json outcome_json(const SagaOutcome& o);
 
 // sagad's bearer token: the file's content without trailing whitespace when `file` is given
 // (InvalidArgument when it cannot be read or is empty), else SAGAD_TOKEN, else empty.

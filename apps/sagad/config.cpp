@@ -57,8 +57,8 @@ Status load_toml(const std::string& path, Config* c) {
   } catch (const std::exception& e) {
     return Status::InvalidArgument(path + ": " + e.what());
   }
-  static const char* kTop[] = {"definitions", "db",   "transport", "participants",
-                               "partitions",  "http", "log",       "kafka"};
+  static const char* kTop[] = {"definitions", "db",  "transport", "participants", "partitions",
+                               "http",        "log", "kafka",     "topics"};
   for (const auto& [key, node] : root) {
     bool known = false;
     for (const char* k : kTop) known = known || key.str() == k;
@@ -110,6 +110,12 @@ Status load_toml(const std::string& path, Config* c) {
     if (!(st = read_string(*log, "log.", "level", &c->log_level)).ok()) return st;
     if (!(st = read_string(*log, "log.", "format", &c->log_format)).ok()) return st;
   }
+  const toml::table* topics = nullptr;
+  if (!(st = table("topics", {"requests", "outcomes"}, &topics)).ok()) return st;
+  if (topics) {
+    if (!(st = read_string(*topics, "topics.", "requests", &c->requests_topic)).ok()) return st;
+    if (!(st = read_string(*topics, "topics.", "outcomes", &c->outcomes_topic)).ok()) return st;
+  }
   const toml::table* kafka = nullptr;
   if (!(st = table("kafka", {}, &kafka)).ok()) return st;
   if (kafka) {
@@ -155,7 +161,15 @@ Status finish(Config* c) {
     return Status::InvalidArgument("--participants must be samples, workload or none");
   if (c->transport == "kafka" && !c->kafka.count("bootstrap.servers"))
     return Status::InvalidArgument(
-        "--transport kafka needs kafka.\"bootstrap.servers\" in the config file");
+        "--transport kafka needs --bootstrap HOST:PORT (or kafka.\"bootstrap.servers\" in the "
+        "config)");
+  for (const std::string* t : {&c->requests_topic, &c->outcomes_topic})
+    if (!t->empty() && t->find('.') == std::string::npos)
+      return Status::InvalidArgument("topic '" + *t +
+                                     "' must have a dot in its name (topics.requests, "
+                                     "topics.outcomes)");
+  if (!c->requests_topic.empty() && c->requests_topic == c->outcomes_topic)
+    return Status::InvalidArgument("topics.requests and topics.outcomes must differ");
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;
   for (const char* l : kLevels) level_ok = level_ok || c->log_level == l;

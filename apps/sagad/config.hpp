@@ -25,6 +25,10 @@ struct Config {
   size_t max_body_bytes = 1 << 20;
   int max_wait_ms = 60'000;                  // the longest ?wait= a start may ask for
   std::map<std::string, std::string> kafka;  // librdkafka properties
+  // With the kafka transport: the topic start requests come from and the one outcomes go to
+  // (empty: none). Names with a dot are topic names as they are.
+  std::string requests_topic = "sagad.requests";
+  std::string outcomes_topic = "sagad.outcomes";
 
   std::string token;  // resolved from token_file or SAGAD_TOKEN; never printed
 };

@@ -132,7 +132,18 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const Config& config, Log& log) {
                             const auto s = p.kafka->stats();
                             return {s.dead_letters, s.delivery_failures};
                           });
+  if (p.kafka && !(config.requests_topic.empty() && config.outcomes_topic.empty())) {
+    // Before the engine: a saga that ends as soon as it is recovered publishes its outcome.
+    d->topics_ = std::make_unique<Topics>(
+        Topics::Options{config.requests_topic, config.outcomes_topic, config.db + ".outcomes"},
+        *p.transport, log, [raw = d.get()] { return raw->engine(); });
+  }
   if (Status st = d->open_engine(std::move(*defs)); !st.ok()) return st;
+  if (d->topics_) {
+    if (Status st = d->topics_->start(*d->store_); !st.ok()) return st;
+    log.info("taking start requests and publishing outcomes over Kafka",
+             {{"requests", config.requests_topic}, {"outcomes", config.outcomes_topic}});
+  }
   return d;
 }
 
@@ -146,6 +157,7 @@ Status Daemon::open_engine(std::vector<saga::Definition> defs) {
                              {"type", o.definition},
                              {"status", saga::status_name(o.status)},
                              {"reason", o.reason}});
+    if (topics_) topics_->publish(o);
   };
   metrics_.observe(&opts);
   auto engine = saga::Engine::open(std::move(opts), *store_, *parts_->transport, parts_->clock);
@@ -233,6 +245,7 @@ Status Daemon::reload() {
 }
 
 Status Daemon::close() {
+  if (topics_) topics_->stop_requests();  // no new starts; unsettled requests come again
   std::shared_ptr<saga::Engine> old;
   {
     std::lock_guard l(mu_);
@@ -244,6 +257,7 @@ Status Daemon::close() {
   if (parts_->kafka) {
     if (Status f = parts_->kafka->flush(saga::Duration(10000)); !f.ok() && st.ok()) st = f;
   }
+  if (topics_) topics_->close();  // after the flush: the watermark covers what was delivered
   return st;
 }
 

@@ -14,6 +14,7 @@
 #include "metrics.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite_store.hpp"
+#include "topics.hpp"
 
 namespace sagad {
 
@@ -54,7 +55,8 @@ class Daemon {
   Log& log_;
   Metrics metrics_;
   std::unique_ptr<saga::SqliteStore> store_;
-  std::unique_ptr<Parts> parts_;  // transport, clock, in-process participants
+  std::unique_ptr<Parts> parts_;    // transport, clock, in-process participants
+  std::unique_ptr<Topics> topics_;  // kafka: request and outcome topics
   std::mutex mu_;
   std::shared_ptr<saga::Engine> engine_;
   std::vector<saga::Definition> defs_;

@@ -138,14 +138,6 @@ std::string route_of(const httplib::Request& req) {
   return "other";
 }
 
-json outcome_json(const saga::SagaOutcome& o) {
-  return {{"id", o.saga_id},
-          {"type", o.definition},
-          {"status", saga::status_name(o.status)},
-          {"reason", o.reason},
-          {"context", saga::apps::data_value(o.context)}};
-}
-
 }  // namespace
 
 HttpApi::HttpApi(Daemon& daemon, const Config& config, Log& log)
@@ -288,7 +280,7 @@ void HttpApi::routes() {
     if (wait_ms > 0 &&
         outcome.wait_for(std::chrono::milliseconds(wait_ms)) == std::future_status::ready) {
       auto r = outcome.get();
-      if (r.ok()) return send_json(res, 200, outcome_json(*r));
+      if (r.ok()) return send_json(res, 200, saga::apps::outcome_json(*r));
     }
     res.set_header("Location", "/sagas/" + id);
     send_json(res, 202, {{"id", id}, {"status", "running"}, {"location", "/sagas/" + id}});

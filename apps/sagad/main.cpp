@@ -27,12 +27,15 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "A TOML file (see sagad.example.toml)")
       ->check(CLI::ExistingFile);
   // Flags override the file: read them into their own copies first.
-  std::string definitions, db, transport, participants, http, log_level, log_format, token_file;
+  std::string definitions, db, transport, participants, http, log_level, log_format, token_file,
+      bootstrap;
   int partitions = 0;
   app.add_option("--definitions", definitions, "A .saga file or a directory of them");
   app.add_option("--db", db, "The saga log (SQLite file; created 0600)");
   app.add_option("--transport", transport, "memory (samples' participants in-process) or kafka")
       ->check(CLI::IsMember({"memory", "kafka"}));
+  app.add_option("--bootstrap", bootstrap,
+                 "With --transport kafka: the brokers (kafka \"bootstrap.servers\")");
   app.add_option("--participants", participants,
                  "With --transport memory: samples (default), workload (saga-bench's) or none")
       ->check(CLI::IsMember({"samples", "workload", "none"}));
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) config.log_level = log_level;
   if (!log_format.empty()) config.log_format = log_format;
   if (!token_file.empty()) config.token_file = token_file;
+  if (!bootstrap.empty()) config.kafka["bootstrap.servers"] = bootstrap;
   if (saga::Status st = sagad::finish(&config); !st.ok()) {
     std::cerr << "sagad: " << st.message() << "\n";
     return 2;

@@ -169,7 +169,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       if (s.definition != req.definition || s.input != req.input) {
         done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
       } else if (is_finished(s.status) && it->second.reported == s.status) {
-        done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition});
+        done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition, s.updated_at});
       } else {  // running, or finished but not committed yet: answered by finish()
         // Accepted once nothing of this partition waits to be committed (its start may).
         if (req.on_accepted) {
@@ -212,7 +212,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
         return;
       }
       const SagaState s = replay(req.saga_id, *events);
-      done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition});
+      done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition, s.updated_at});
       return;
     }
     const std::string& fp = impl.fingerprints[{def->name, def->version}];
@@ -472,7 +472,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       default:
         break;
     }
-    SagaOutcome out{s.id, s.status, s.reason, s.context, s.definition};
+    SagaOutcome out{s.id, s.status, s.reason, s.context, s.definition, s.updated_at};
     auto waiters = std::exchange(live.waiters, {});
     if (is_terminal(s.status)) {
       sagas.erase(it);

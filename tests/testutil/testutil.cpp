@@ -40,7 +40,7 @@ std::string temp_path(const std::string& name) {
   return path;
 }
 
-static std::string slurp(const std::string& path) {
+std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::ostringstream s;
   s << in.rdbuf();
@@ -69,8 +69,8 @@ CommandOutcome run_command(const std::string& command) {
   const int status = std::system(cmd.c_str());
   CommandOutcome r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = read_file(out);
+  r.err = read_file(err);
   return r;
 }
 

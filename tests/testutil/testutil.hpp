@@ -51,6 +51,9 @@ Message command(const std::string& channel, const std::string& type, const std::
 // A fresh file path under the test's temporary directory; removes leftovers of earlier runs.
 std::string temp_path(const std::string& name);
 
+// The whole file (empty when it cannot be read).
+std::string read_file(const std::string& path);
+
 // Runs a shell command; its exit code and what it printed.
 struct CommandOutcome {
   int exit_code = -1;

@@ -38,6 +38,7 @@ struct SagaOutcome {
   std::string reason;      // failure, stuck or abort reason
   std::string context;     // the final saga context (input merged with reply data)
   std::string definition;  // the saga's type
+  TimePoint updated_at{};  // when the event that ended it was decided
 };
 
 struct EngineOptions {
