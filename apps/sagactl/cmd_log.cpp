@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "commands.hpp"
 #include "saga/dsl.hpp"
@@ -179,12 +180,40 @@ void print_state(const saga::SagaState& s, const saga::Definition* def) {
   }
 }
 
+// Prints the saga's events, then each new one as the engine writes it (the log is read while
+// its writer goes on: WAL readers never block it), until the saga ends.
+void follow_saga(saga::SqliteStore& store, const std::string& id, std::vector<saga::Event> events,
+                 const saga::Definition* names, bool as_json) {
+  size_t printed = 0;
+  for (;;) {
+    if (events.size() > printed) {
+      if (as_json) {
+        for (size_t i = printed; i < events.size(); ++i)
+          std::cout << event_json(id, events[i], names)
+                           .dump(-1, ' ', false, json::error_handler_t::replace)
+                    << "\n";
+      } else {
+        std::cout << saga::format_timeline(id, events, names,
+                                           {.colour = colour_wanted(), .first_event = printed});
+      }
+      std::cout.flush();
+      printed = events.size();
+    }
+    if (saga::is_terminal(saga::state_at(id, events, events.size()).status)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    auto more = store.events(id);
+    if (!more.ok()) fail(more.status().message());
+    events = std::move(*more);
+  }
+}
+
 }  // namespace
 
 void add_log_commands(CLI::App& app) {
   static Common c;
   static std::string status, type, since;
-  static bool stuck = false, as_json = false, check = false, all = false;
+  static bool stuck = false, as_json = false, check = false, all = false, follow = false,
+              graph = false;
   static size_t limit = 50;
   static size_t at = 0;
 
@@ -238,14 +267,25 @@ void add_log_commands(CLI::App& app) {
                    "Check the log against these definitions (names come from the log)")
       ->check(CLI::ExistingFile);
   show->add_option("--at", at, "Print the state after this many events instead");
-  show->add_flag("--json", as_json, "The saga and its events as one JSON object");
+  show->add_flag("--json", as_json,
+                 "The saga and its events as one JSON object (with --follow: JSON lines)");
+  show->add_flag("--follow,-f", follow,
+                 "Keep printing events as they are written, until the saga ends");
+  show->add_flag("--graph", graph,
+                 "The path the saga took: each step and compensation it ran, how it ended");
   show->callback([] {
     auto store = open_log(c.db);
     auto events = load_events(*store, c.id, c.db);
     const Resolved def = resolve(*store, events.front(), c.saga_file, as_json);
     // Names from the log's own definition unless it has none.
     const saga::Definition* names = def.recorded ? &*def.recorded : def.use();
+    if ((at != 0) + graph + follow > 1)
+      throw CLI::ValidationError("show", "--at, --graph and --follow go one at a time");
     if (at != 0) return print_state(saga::state_at(c.id, events, at), names);
+    if (graph)
+      return void(std::cout << saga::format_path(c.id, events, names,
+                                                 {.colour = colour_wanted()}));
+    if (follow) return follow_saga(*store, c.id, std::move(events), names, as_json);
     if (as_json) {
       const saga::SagaState s = saga::state_at(c.id, events, events.size());
       json out{{"id", s.id},

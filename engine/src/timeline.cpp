@@ -59,12 +59,15 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
       : end.status == SagaStatus::kCompensated                                 ? kYellow
       : end.status == SagaStatus::kStuck || end.status == SagaStatus::kAborted ? kRed
                                                                                : kBold;
-  std::string out = paint(kBold, "saga " + saga_id) + "  " + first.detail + " v" +
-                    std::to_string(first.attempt) + "  " +
-                    paint(status_colour, status_name(end.status)) +
-                    (end.reason.empty() ? "" : " (" + end.reason + ")") + "\n";
-  out += "  started " + format_time(first.at) + "  input " + first.data + "\n";
-  if (!first.trace.empty()) out += "  trace " + first.trace + "\n";
+  const bool header = options.first_event == 0;
+  std::string out;
+  if (header) {
+    out = paint(kBold, "saga " + saga_id) + "  " + first.detail + " v" +
+          std::to_string(first.attempt) + "  " + paint(status_colour, status_name(end.status)) +
+          (end.reason.empty() ? "" : " (" + end.reason + ")") + "\n";
+    out += "  started " + format_time(first.at) + "  input " + first.data + "\n";
+    if (!first.trace.empty()) out += "  trace " + first.trace + "\n";
+  }
 
   auto step_name = [&](int i) {
     if (def && i >= 0 && static_cast<size_t>(i) < def->steps.size()) return def->steps[i].name;
@@ -89,8 +92,10 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
   std::map<int, int> attempt_of;  // the step's current action attempt (replies carry none)
   std::map<int, int> comp_attempt_of;
 
-  out += paint(kDim, "  #   time                      since     step                event") + "\n";
-  for (const Event& e : events) {
+  if (header)
+    out += paint(kDim, "  #   time                      since     step                event") + "\n";
+  for (size_t index = 0; index < events.size(); ++index) {
+    const Event& e = events[index];
     std::string what;
     const bool comp = e.compensation;
     switch (e.type) {
@@ -148,6 +153,7 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
         what = paint(kBold, "   operator " + e.detail) + (e.data.empty() ? "" : ": " + e.data);
         break;
     }
+    if (index < options.first_event) continue;
     const int64_t rel = to_ms(e.at) - to_ms(first.at);
     out += "  " + pad(std::to_string(e.seq), 4) + pad(format_time(e.at), 26) +
            pad("+" + std::to_string(rel) + "ms", 10) +
@@ -189,6 +195,110 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
         line += " due at " + format_time(it->second);
       out += line + "\n";
     }
+  }
+  return out;
+}
+
+std::string format_path(const std::string& saga_id, const std::vector<Event>& events,
+                        const Definition* def, const TimelineOptions& options) {
+  if (events.empty()) return "saga " + saga_id + ": no events\n";
+  const Paint paint{options.colour};
+  const SagaState end = state_at(saga_id, events, events.size());
+  auto step_name = [&](int i) {
+    if (def && i >= 0 && static_cast<size_t>(i) < def->steps.size()) return def->steps[i].name;
+    return "step#" + std::to_string(i);
+  };
+  auto command = [&](int i, bool comp) -> std::string {
+    if (!def || i < 0 || static_cast<size_t>(i) >= def->steps.size()) return "";
+    const StepDef& s = def->steps[i];
+    return comp ? (s.compensation ? s.compensation->to_string() : "") : s.action.to_string();
+  };
+  // One leg per step and direction, in the order first sent.
+  struct Leg {
+    int step;
+    bool comp;
+    int attempts = 0;
+    TimePoint sent{};
+    std::string result;
+    const char* colour = kBold;
+    int64_t took = -1;
+  };
+  std::vector<Leg> legs;
+  auto leg = [&](int step, bool comp) -> Leg& {
+    for (Leg& l : legs)
+      if (l.step == step && l.comp == comp) return l;
+    return legs.emplace_back(Leg{step, comp});
+  };
+  auto ended = [&](Leg& l, const Event& e, const char* colour, std::string result) {
+    l.result = std::move(result);
+    l.colour = colour;
+    l.took = to_ms(e.at) - to_ms(l.sent);
+  };
+  for (const Event& e : events) {
+    if (e.step < 0 || e.type == EventType::kSagaStarted) continue;
+    switch (e.type) {
+      case EventType::kStepDispatched:
+      case EventType::kCompensationDispatched: {
+        Leg& l = leg(e.step, e.compensation);
+        l.attempts = std::max(l.attempts, e.attempt);
+        l.sent = e.at;
+        l.result = "sent";
+        l.colour = kBold;
+        l.took = -1;
+        break;
+      }
+      case EventType::kStepSucceeded:
+        ended(leg(e.step, false), e, kGreen, "ok");
+        break;
+      case EventType::kStepFailed:
+        ended(leg(e.step, false), e, e.value ? kRed : kYellow,
+              (e.value ? "failed for good: " : "failed: ") + e.detail);
+        break;
+      case EventType::kStepTimedOut:
+        ended(leg(e.step, e.compensation), e, kYellow,
+              std::string("timed out") + (e.value ? " (may have been applied)" : ""));
+        break;
+      case EventType::kCompensationSucceeded:
+        ended(leg(e.step, true), e, kYellow, "compensated");
+        break;
+      case EventType::kCompensationFailed:
+        ended(leg(e.step, true), e, kRed, "compensation failed: " + e.detail);
+        break;
+      case EventType::kCommandNotSent:
+        leg(e.step, e.compensation).result = "could not be sent: " + e.detail;
+        break;
+      default:
+        break;
+    }
+  }
+  std::string out = paint(kBold, "saga " + saga_id) + "  " + events.front().detail + " v" +
+                    std::to_string(events.front().attempt) + "\n  start\n";
+  size_t width = 0, cmd_width = 0;
+  for (const Leg& l : legs) {
+    width = std::max(width, step_name(l.step).size());
+    cmd_width = std::max(cmd_width, command(l.step, l.comp).size());
+  }
+  for (const Leg& l : legs) {
+    std::string tail = std::to_string(l.attempts) + (l.attempts == 1 ? " attempt" : " attempts");
+    if (l.took >= 0) tail += ", last " + ms_text(l.took);
+    out += std::string(l.comp ? "  <- " : "  -> ") + pad(step_name(l.step), width + 2) +
+           pad(command(l.step, l.comp), cmd_width + 2) + paint(l.colour, l.result) + "  (" + tail +
+           ")\n";
+  }
+  const char* colour = end.status == SagaStatus::kCompleted     ? kGreen
+                       : end.status == SagaStatus::kCompensated ? kYellow
+                       : is_terminal(end.status) || end.status == SagaStatus::kStuck ? kRed
+                                                                : kBold;
+  out += "  == " + paint(colour, status_name(end.status)) +
+         (end.reason.empty() ? "" : ": " + end.reason) + "\n";
+  if (def) {
+    std::string unreached;
+    for (size_t i = 0; i < def->steps.size(); ++i) {
+      bool ran = false;
+      for (const Leg& l : legs) ran = ran || (l.step == static_cast<int>(i) && !l.comp);
+      if (!ran) unreached += (unreached.empty() ? "" : ", ") + def->steps[i].name;
+    }
+    if (!unreached.empty()) out += "  not reached: " + unreached + "\n";
   }
   return out;
 }

@@ -33,6 +33,9 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
     tx.exec(
         "CREATE TABLE IF NOT EXISTS reservations(id TEXT PRIMARY KEY, sku TEXT, qty INTEGER,"
         " status TEXT)");
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS picks(id TEXT PRIMARY KEY, sku TEXT, qty INTEGER,"
+        " status TEXT)");
     if (!tx.query_int("SELECT qty FROM stock WHERE sku = 'widget'"))
       tx.exec("INSERT INTO stock VALUES('widget', ?1)", {initial_stock});
   });
@@ -55,6 +58,26 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
         " WHERE sku = (SELECT sku FROM reservations WHERE id = ?1)",
         {id});
     tx.exec("UPDATE reservations SET status = 'released' WHERE id = ?1", {id});
+    return ParticipantReply::ok();
+  });
+  // ShipOrder: items picked off the shelf for a parcel, and put back when it cannot leave.
+  participant_.on("PickItems", [](const CommandContext& c, ParticipantTx& t) {
+    SqliteTx& tx = SqliteTx::of(t);
+    auto in = json::parse(c.payload);
+    const std::string sku = in.value("sku", "widget");
+    const int qty = in.value("qty", 1);
+    if (tx.exec("UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2", {sku, qty}) == 0)
+      return ParticipantReply::rejected("not enough on the shelf: " + sku);
+    tx.exec("INSERT INTO picks VALUES(?1, ?2, ?3, 'picked')", {c.saga_id, sku, qty});
+    return ParticipantReply::ok();
+  });
+  participant_.on_compensate("ReturnItems", [](const CommandContext& c, ParticipantTx& t) {
+    SqliteTx& tx = SqliteTx::of(t);
+    tx.exec(
+        "UPDATE stock SET qty = qty + (SELECT qty FROM picks WHERE id = ?1)"
+        " WHERE sku = (SELECT sku FROM picks WHERE id = ?1)",
+        {c.saga_id});
+    tx.exec("UPDATE picks SET status = 'returned' WHERE id = ?1", {c.saga_id});
     return ParticipantReply::ok();
   });
 }
@@ -104,11 +127,40 @@ OrdersService::OrdersService(Transport& t, const std::string& path)
     : db_(open_service_db(path)), participant_(t, "orders", *db_) {
   run_or_throw(*db_, [](SqliteTx& tx) {
     tx.exec("CREATE TABLE IF NOT EXISTS confirmed(order_id TEXT PRIMARY KEY)");
+    // ShipOrder: the couriers by region (the north's has no tracking service set up yet), and
+    // the parcels handed to them.
+    tx.exec("CREATE TABLE IF NOT EXISTS couriers(region TEXT PRIMARY KEY, tracking TEXT)");
+    if (tx.query_int("SELECT count(*) FROM couriers").value_or(0) == 0)
+      tx.exec("INSERT INTO couriers VALUES('south', 'SP'), ('north', NULL)");
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS parcels(order_id TEXT PRIMARY KEY, region TEXT,"
+        " tracking_id TEXT)");
   });
   participant_.on("ConfirmOrder", [](const CommandContext& c, ParticipantTx& t) {
     const std::string order = json::parse(c.payload).value("order_id", c.saga_id);
     SqliteTx::of(t).exec("INSERT INTO confirmed VALUES(?1)", {order});
     return ParticipantReply::ok();
+  });
+  participant_.on("HandToCourier", [](const CommandContext& c, ParticipantTx& t) {
+    SqliteTx& tx = SqliteTx::of(t);
+    const std::string region = json::parse(c.payload).value("region", "");
+    if (tx.query_int("SELECT count(*) FROM couriers WHERE region = ?1", {region}).value_or(0) == 0)
+      return ParticipantReply::rejected("no courier serves region '" + region + "'");
+    tx.exec("INSERT INTO parcels(order_id, region) VALUES(?1, ?2)", {c.saga_id, region});
+    return ParticipantReply::ok(json{{"courier", region}}.dump());
+  });
+  participant_.on("RegisterTracking", [](const CommandContext& c, ParticipantTx& t) {
+    SqliteTx& tx = SqliteTx::of(t);
+    const std::string region = json::parse(c.payload).value("region", "");
+    const std::string tracking =
+        tx.query_text("SELECT coalesce(tracking, '') FROM couriers WHERE region = ?1", {region})
+            .value_or("");
+    if (tracking.empty())
+      return ParticipantReply::rejected("the courier of region '" + region +
+                                        "' has no tracking service set up");
+    const std::string id = tracking + "-" + c.saga_id;
+    tx.exec("UPDATE parcels SET tracking_id = ?2 WHERE order_id = ?1", {c.saga_id, id});
+    return ParticipantReply::ok(json{{"tracking_id", id}}.dump());
   });
 }
 

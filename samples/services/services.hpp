@@ -16,7 +16,8 @@ namespace saga::samples {
 // when it cannot.
 std::unique_ptr<SqliteParticipantStore> open_service_db(const std::string& path);
 
-// inventory: ReserveItems (rejects when stock is short) / ReleaseReservation.
+// inventory: ReserveItems (rejects when stock is short) / ReleaseReservation, and for ShipOrder
+// PickItems / ReturnItems.
 class InventoryService {
  public:
   InventoryService(Transport& t, const std::string& db_path, int initial_stock);
@@ -48,7 +49,8 @@ class PaymentService {
   Participant participant_;
 };
 
-// orders: ConfirmOrder.
+// orders: ConfirmOrder, and for ShipOrder HandToCourier (rejects a region no courier serves)
+// and RegisterTracking (rejects while the region's courier has no tracking service).
 class OrdersService {
  public:
   OrdersService(Transport& t, const std::string& db_path);

@@ -7,12 +7,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "saga/dsl.hpp"
 #include "saga/engine.hpp"
 #include "saga/memory.hpp"
 #include "saga/replay.hpp"
 #include "saga/sqlite_store.hpp"
+#include "testutil/child_process.hpp"
 #include "testutil/order_world.hpp"
 #include "testutil/testutil.hpp"
 
@@ -211,6 +213,68 @@ TEST_F(SagactlLog, UnknownSagaOrMissingFileIsAClearError) {
   auto missing = sagactl("list --db /nonexistent/saga.db");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.err, HasSubstr("saga.db"));
+}
+
+TEST_F(SagactlLog, ShowGraphDrawsThePathTheSagaTookWithItsCompensation) {
+  auto r = sagactl("show declined-2 --graph --db " + db);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string out = r.out;
+  const auto reserve = out.find("-> reserve_inventory  inventory.ReserveItems");
+  const auto charge = out.find("-> charge_payment     payment.ChargeCard");
+  const auto release = out.find("<- reserve_inventory  inventory.ReleaseReservation  compensated");
+  ASSERT_NE(reserve, std::string::npos) << out;
+  ASSERT_NE(charge, std::string::npos) << out;
+  ASSERT_NE(release, std::string::npos) << out;
+  EXPECT_LT(reserve, charge);
+  EXPECT_LT(charge, release);
+  EXPECT_THAT(out, HasSubstr("failed for good: card declined"));
+  EXPECT_THAT(out, HasSubstr("(2 attempts"));  // the technical failure before the decline
+  EXPECT_THAT(out, HasSubstr("== compensated"));
+  EXPECT_THAT(out, HasSubstr("not reached: confirm_order"));
+  EXPECT_THAT(sagactl("show ok-1 --graph --db " + db).out, HasSubstr("== completed"));
+}
+
+// A saga still running in another process's engine: --follow prints what is there, waits, and
+// prints each new event as it is committed, then stops when the saga ends.
+TEST_F(SagactlLog, ShowFollowPrintsEventsAsTheyAreWrittenUntilTheSagaEnds) {
+  const std::string live_db = testutil::temp_path("follow.db");
+  auto defs = dsl::load_file(kSagaFile);
+  ASSERT_OK(defs);
+  auto store = SqliteStore::open({.path = live_db});
+  ASSERT_OK(store);
+  MemoryTransport bus;
+  testutil::OrderParticipants world(bus);
+  ASSERT_OK(world.start());
+  world.payment_down = true;
+  FakeClock clock;
+  EngineOptions opts;
+  opts.manual = true;
+  opts.definitions = *defs;
+  auto engine = Engine::open(opts, **store, bus, clock);
+  ASSERT_OK(engine);
+  (*engine)->start({.definition = "PlaceOrder", .saga_id = "slow-1", .input = "{}"}, [](auto) {});
+  (*engine)->poll();  // the charge failed once; its retry waits for the clock
+
+  const std::string out = testutil::temp_path("follow.out");
+  testutil::ChildProcess follow({SAGACTL, "show", "slow-1", "--follow", "--db", live_db}, out);
+  ASSERT_TRUE(
+      testutil::wait_for_line(out, "  now: retry of charge_payment", std::chrono::seconds(10)))
+      << testutil::read_file(out);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_TRUE(follow.running()) << "a running saga is followed, not printed once";
+  EXPECT_THAT(testutil::read_file(out), ::testing::Not(HasSubstr("COMPLETED")));
+
+  world.payment_down = false;
+  for (int i = 0; i < 5; ++i) {
+    clock.advance(Duration(500));
+    (*engine)->poll();
+  }
+  ASSERT_EQ(follow.wait(std::chrono::seconds(10)), 0) << testutil::read_file(out);
+  const std::string text = testutil::read_file(out);
+  EXPECT_THAT(text, HasSubstr("-> payment.ChargeCard attempt 2"));
+  EXPECT_THAT(text, HasSubstr("== COMPLETED"));
+  EXPECT_EQ(text.find("saga slow-1"), text.rfind("saga slow-1")) << "one header:\n" << text;
+  (*engine)->close();
 }
 
 }  // namespace

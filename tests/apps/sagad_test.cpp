@@ -423,6 +423,63 @@ TEST_F(Sagad, SagactlShowsRetriesAndAbortsAStuckSagaThroughTheServer) {
   auto replay = testutil::run_command(ctl + " replay --check j/2 --db " + db);
   EXPECT_EQ(replay.exit_code, 0) << replay.err;  // operator actions replay deterministically
 }
+
+// The README's walkthrough with the samples' definitions and participants: a ShipOrder refused
+// by the courier is compensated (items back on the shelf); one whose tracking is refused after
+// the pivot is stuck until the operator fixes the participant's data and retries it.
+TEST_F(Sagad, ReadmeWalkthroughCompensatedAndStuckShipOrderRetriedAfterTheFix) {
+  std::vector<std::string> argv = {SAGAD, "--definitions", kSamples,     "--db",
+                                   db,    "--http",        "127.0.0.1:0"};
+  proc = std::make_unique<testutil::ChildProcess>(argv, log);
+  auto line = testutil::wait_for_line(log, "listening=", std::chrono::seconds(20));
+  ASSERT_TRUE(line.has_value()) << read_log();
+  port = std::stoi(line->substr(line->rfind(':') + 1));
+  client = std::make_unique<httplib::Client>("127.0.0.1", port);
+  auto ship = [](const std::string& id, const std::string& region) {
+    return json{{"order_id", id}, {"sku", "widget"}, {"qty", 1}, {"region", region}};
+  };
+  EXPECT_EQ(start_saga("ShipOrder", "ship-1", ship("ship-1", "south"))["context"]["tracking_id"],
+            "SP-ship-1");
+  json refused = start_saga("ShipOrder", "ship-2", ship("ship-2", "moon"));
+  EXPECT_EQ(refused["status"], "compensated");
+  EXPECT_THAT(refused["reason"].get<std::string>(), HasSubstr("no courier serves region 'moon'"));
+  json stuck = start_saga("ShipOrder", "ship-3", ship("ship-3", "north"));
+  ASSERT_EQ(stuck["status"], "stuck");
+  EXPECT_THAT(stuck["reason"].get<std::string>(), HasSubstr("has no tracking service set up"));
+
+  const std::string ctl = std::string(SAGACTL);
+  auto graph = testutil::run_command(ctl + " show ship-2 --graph --db " + db);
+  EXPECT_THAT(graph.out, HasSubstr("<- pick_items       inventory.ReturnItems  compensated"));
+  auto show = testutil::run_command(ctl + " show ship-3 --db " + db);
+  EXPECT_THAT(show.out, HasSubstr("now: stuck"));
+  // The fix is in the participant's own data; then the operator retries through sagad.
+  const std::string parts = db + ".participants";
+  auto fix = testutil::run_command("sqlite3 " + parts +
+                                   "/orders.db \"UPDATE couriers SET tracking = 'NP' WHERE "
+                                   "region = 'north'\"");
+  ASSERT_EQ(fix.exit_code, 0) << fix.err;
+  auto retried = testutil::run_command(ctl + " retry ship-3 --reason 'north tracking set up'" +
+                                       " --server http://127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(retried.exit_code, 0) << retried.err;
+  json after;
+  for (int i = 0; i < 100; ++i) {
+    after = get("/sagas/ship-3");
+    if (after["status"] == "completed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after["status"], "completed");
+  EXPECT_EQ(testutil::run_command(ctl + " replay --check --all --db " + db).exit_code, 0);
+  // Each participant's own ledger: the refused parcel's items are back, the others left.
+  EXPECT_EQ(testutil::run_command("sqlite3 " + parts +
+                                  "/inventory.db \"SELECT id, status FROM picks ORDER BY id\"")
+                .out,
+            "ship-1|picked\nship-2|returned\nship-3|picked\n");
+  EXPECT_EQ(testutil::run_command("sqlite3 " + parts +
+                                  "/orders.db \"SELECT order_id, tracking_id FROM parcels ORDER "
+                                  "BY order_id\"")
+                .out,
+            "ship-1|SP-ship-1\nship-3|NP-ship-3\n");
+}
 #endif
 
 #ifdef SAGA_BENCH
