@@ -150,7 +150,7 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
         what = paint(kRed, "!! could not be sent: ") + e.detail;
         break;
       case EventType::kOperatorIntervened:
-        what = paint(kBold, "   operator " + e.detail) + (e.data.empty() ? "" : ": " + e.data);
+        what = paint(kBold, "operator " + e.detail) + (e.data.empty() ? "" : ": " + e.data);
         break;
     }
     if (index < options.first_event) continue;
