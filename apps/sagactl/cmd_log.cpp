@@ -283,8 +283,7 @@ void add_log_commands(CLI::App& app) {
       throw CLI::ValidationError("show", "--at, --graph and --follow go one at a time");
     if (at != 0) return print_state(saga::state_at(c.id, events, at), names);
     if (graph)
-      return void(std::cout << saga::format_path(c.id, events, names,
-                                                 {.colour = colour_wanted()}));
+      return void(std::cout << saga::format_path(c.id, events, names, {.colour = colour_wanted()}));
     if (follow) return follow_saga(*store, c.id, std::move(events), names, as_json);
     if (as_json) {
       const saga::SagaState s = saga::state_at(c.id, events, events.size());

@@ -275,7 +275,6 @@ void HttpApi::routes() {
       const int code = st.code() == saga::Code::kNotFound ? 400 : http_code(st);
       return send_json(res, code, {{"error", st.message()}, {"id", id}});
     }
-    daemon_.metrics().started(type);
     log_.debug("saga accepted", {{"saga_id", id}, {"type", type}});
     if (wait_ms > 0 &&
         outcome.wait_for(std::chrono::milliseconds(wait_ms)) == std::future_status::ready) {

@@ -75,6 +75,10 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
     default:
       break;
   }
+  if (e.type == EventType::kSagaStarted) {  // committed: a repeated start adds no event
+    started_->Add({{"type", s.definition}}).Increment();
+    return;
+  }
   if (e.type == EventType::kSagaCompleted || e.type == EventType::kSagaCompensated ||
       e.type == EventType::kSagaStuck) {  // forget its attempts that never got an answer
     std::lock_guard l(mu_);
@@ -111,10 +115,6 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
              {"outcome", outcome}},
             kSeconds)
       .Observe(static_cast<double>(saga::to_ms(e.at) - saga::to_ms(*sent)) / 1000.0);
-}
-
-void Metrics::started(const std::string& type) {
-  started_->Add({{"type", type}}).Increment();
 }
 
 void Metrics::http_request(const std::string& route, int status) {

@@ -25,7 +25,6 @@ class Metrics {
   Metrics();
   // Hooks the engine's observers (on_event, on_commit, on_finished) into these metrics.
   void observe(saga::EngineOptions* options);
-  void started(const std::string& type);
   void http_request(const std::string& route, int status);
   // Read at each scrape: the engine's counters (may return null between engines) and the
   // transport's.

@@ -93,7 +93,8 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
   std::map<int, int> comp_attempt_of;
 
   if (header)
-    out += paint(kDim, "  #   time                      since     step                event") + "\n";
+    out +=
+        paint(kDim, "  #   time                      since     step                event") + "\n";
   for (size_t index = 0; index < events.size(); ++index) {
     const Event& e = events[index];
     std::string what;
@@ -285,10 +286,10 @@ std::string format_path(const std::string& saga_id, const std::vector<Event>& ev
            pad(command(l.step, l.comp), cmd_width + 2) + paint(l.colour, l.result) + "  (" + tail +
            ")\n";
   }
-  const char* colour = end.status == SagaStatus::kCompleted     ? kGreen
-                       : end.status == SagaStatus::kCompensated ? kYellow
+  const char* colour = end.status == SagaStatus::kCompleted                          ? kGreen
+                       : end.status == SagaStatus::kCompensated                      ? kYellow
                        : is_terminal(end.status) || end.status == SagaStatus::kStuck ? kRed
-                                                                : kBold;
+                                                                                     : kBold;
   out += "  == " + paint(colour, status_name(end.status)) +
          (end.reason.empty() ? "" : ": " + end.reason) + "\n";
   if (def) {

@@ -216,6 +216,7 @@ TEST_F(Sagad, MetricsMoveWithSagasAndRequests) {
   EXPECT_EQ(metric(completed), 0);
   start_saga("PlaceOrder", "m-1", order("m-1", 10));
   start_saga("PlaceOrder", "m-2", order("m-2", 10));
+  start_saga("PlaceOrder", "m-2", order("m-2", 10));  // the same start again: not a new saga
   EXPECT_EQ(metric(completed), 2);
   EXPECT_EQ(metric(R"(saga_started_total{type="PlaceOrder"})"), 2);
   EXPECT_GE(metric("saga_commits_total"), 2);
