@@ -266,6 +266,12 @@ void HttpApi::routes() {
       waits->outcome.set_value(std::move(r));
     });
     engine.reset();  // a reload may replace it while this waits
+    // One wake-up when the saga ends in time: an outcome means its start was committed.
+    if (wait_ms > 0 &&
+        outcome.wait_for(std::chrono::milliseconds(wait_ms)) == std::future_status::ready) {
+      auto r = outcome.get();
+      if (r.ok()) return send_json(res, 200, saga::apps::outcome_json(*r));
+    }
     if (accepted.wait_for(kAcceptTimeout) != std::future_status::ready)
       return send_json(res, 503,
                        {{"error", "the start of saga '" + id +
@@ -276,11 +282,6 @@ void HttpApi::routes() {
       return send_json(res, code, {{"error", st.message()}, {"id", id}});
     }
     log_.debug("saga accepted", {{"saga_id", id}, {"type", type}});
-    if (wait_ms > 0 &&
-        outcome.wait_for(std::chrono::milliseconds(wait_ms)) == std::future_status::ready) {
-      auto r = outcome.get();
-      if (r.ok()) return send_json(res, 200, saga::apps::outcome_json(*r));
-    }
     res.set_header("Location", "/sagas/" + id);
     send_json(res, 202, {{"id", id}, {"status", "running"}, {"location", "/sagas/" + id}});
   });
