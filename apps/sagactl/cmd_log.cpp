@@ -181,7 +181,8 @@ void print_state(const saga::SagaState& s, const saga::Definition* def) {
 }
 
 // Prints the saga's events, then each new one as the engine writes it (the log is read while
-// its writer goes on: WAL readers never block it), until the saga ends.
+// its writer goes on: WAL readers never block it), until the saga completes, is compensated or
+// aborted. A stuck saga is followed on: an operator's retry or abort shows up as it happens.
 void follow_saga(saga::SqliteStore& store, const std::string& id, std::vector<saga::Event> events,
                  const saga::Definition* names, bool as_json) {
   size_t printed = 0;
@@ -202,6 +203,7 @@ void follow_saga(saga::SqliteStore& store, const std::string& id, std::vector<sa
     if (saga::is_terminal(saga::state_at(id, events, events.size()).status)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     auto more = store.events(id);
+    if (!more.ok() && more.status().retriable()) continue;  // the writer holds a lock: next time
     if (!more.ok()) fail(more.status().message());
     events = std::move(*more);
   }
@@ -270,7 +272,8 @@ void add_log_commands(CLI::App& app) {
   show->add_flag("--json", as_json,
                  "The saga and its events as one JSON object (with --follow: JSON lines)");
   show->add_flag("--follow,-f", follow,
-                 "Keep printing events as they are written, until the saga ends");
+                 "Keep printing events as they are written, until the saga completes, is "
+                 "compensated or aborted (a stuck one is followed on: Ctrl-C leaves)");
   show->add_flag("--graph", graph,
                  "The path the saga took: each step and compensation it ran, how it ended");
   show->callback([] {

@@ -163,11 +163,19 @@ Status finish(Config* c) {
     return Status::InvalidArgument(
         "--transport kafka needs --bootstrap HOST:PORT (or kafka.\"bootstrap.servers\" in the "
         "config)");
-  for (const std::string* t : {&c->requests_topic, &c->outcomes_topic})
-    if (!t->empty() && t->find('.') == std::string::npos)
+  for (const std::string* t : {&c->requests_topic, &c->outcomes_topic}) {
+    if (t->empty()) continue;
+    if (t->find('.') == std::string::npos)
       return Status::InvalidArgument("topic '" + *t +
                                      "' must have a dot in its name (topics.requests, "
                                      "topics.outcomes)");
+    const std::string suffix = ".commands";
+    if (*t == "orchestrator.replies" || (t->size() > suffix.size() && t->ends_with(suffix)) ||
+        t->ends_with(".dlq"))
+      return Status::InvalidArgument("topic '" + *t +
+                                     "' is a participant's, the replies' or a dead-letter topic: "
+                                     "choose another for topics.requests / topics.outcomes");
+  }
   if (!c->requests_topic.empty() && c->requests_topic == c->outcomes_topic)
     return Status::InvalidArgument("topics.requests and topics.outcomes must differ");
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};

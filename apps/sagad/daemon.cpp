@@ -71,6 +71,9 @@ Daemon::Daemon(const Config& config, Log& log)
 
 Daemon::~Daemon() {
   (void)close();
+  // The transport before Topics: its destructor may still run send completions that use it.
+  parts_.reset();
+  topics_.reset();
 }
 
 Result<std::unique_ptr<Daemon>> Daemon::open(const Config& config, Log& log) {
@@ -245,6 +248,7 @@ Status Daemon::reload() {
 }
 
 Status Daemon::close() {
+  if (closed_.exchange(true)) return Status::Ok();
   if (topics_) topics_->stop_requests();  // no new starts; unsettled requests come again
   std::shared_ptr<saga::Engine> old;
   {

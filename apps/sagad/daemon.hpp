@@ -58,6 +58,7 @@ class Daemon {
   std::unique_ptr<Parts> parts_;    // transport, clock, in-process participants
   std::unique_ptr<Topics> topics_;  // kafka: request and outcome topics
   std::mutex mu_;
+  std::atomic<bool> closed_{false};
   std::shared_ptr<saga::Engine> engine_;
   std::vector<saga::Definition> defs_;
   std::mutex cache_mu_;

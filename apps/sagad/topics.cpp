@@ -1,6 +1,11 @@
 #include "topics.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "saga_json.hpp"
@@ -10,6 +15,10 @@ namespace sagad {
 using saga::Status;
 using std::chrono::milliseconds;
 namespace {
+
+// An outcome's context larger than this is left out (GET /sagas/{id} has it): a record over
+// the producer's message.max.bytes could never be delivered and would hold the watermark.
+constexpr size_t kMaxOutcomeContextBytes = 256 * 1024;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<milliseconds>(
@@ -32,6 +41,38 @@ saga::ReplyOutcome reply_outcome(saga::SagaStatus s) {
   }
 }
 
+// Refusals that a later try cannot change: the request goes to the dead-letter topic.
+bool permanent(const Status& st) {
+  switch (st.code()) {
+    case saga::Code::kInvalidArgument:     // bad input or traceparent
+    case saga::Code::kNotFound:            // unknown saga type
+    case saga::Code::kAlreadyExists:       // the id is taken by another input
+    case saga::Code::kFailedPrecondition:  // exists, on a version this sagad does not run
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Written aside, flushed to disk and renamed: a crash or power loss leaves the old mark or the
+// new one, never an empty file.
+bool write_durably(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                       ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written || std::rename(tmp.c_str(), path.c_str()) != 0) return false;
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
 }  // namespace
 
 Topics::Topics(Options options, saga::Transport& transport, Log& log,
@@ -47,11 +88,12 @@ Topics::~Topics() {
   close();
 }
 
-void Topics::later(milliseconds delay, std::function<void()> fn) {
+bool Topics::later(milliseconds delay, std::function<void()> fn) {
   std::lock_guard l(mu_);
-  if (stopping_) return;  // unsettled: a restart sees it again
+  if (stopping_) return false;  // unsettled: a restart sees it again
   later_.emplace(std::chrono::steady_clock::now() + delay, std::move(fn));
-  cv_.notify_one();
+  cv_.notify_all();
+  return true;
 }
 
 void Topics::run() {
@@ -81,32 +123,37 @@ void Topics::run() {
 }
 
 void Topics::save_watermark() {
+  if (opts_.outcomes.empty()) return;
+  std::lock_guard save(save_mu_);
+  // While a commit fails, decisions that ended sagas may wait unpublished with end times
+  // before now: the mark stays where it is until the log is written again.
+  if (auto engine = engine_(); engine && engine->metrics().partitions_failing > 0) return;
   int64_t mark = 0;
   {
     std::lock_guard l(mu_);
+    if (!started_) return;  // the old mark stands until start() re-published after it
     mark = in_flight_.empty() ? now_ms() : *in_flight_.begin();
     if (mark <= saved_) return;
   }
-  // Written aside and renamed: a crash leaves the old mark or the new one, never half of one.
-  const std::string tmp = opts_.watermark + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << mark << "\n";
-    out.flush();
-    if (!out) {
-      log_.warn("cannot write the outcome watermark " + tmp +
-                " (outcomes since the last one are "
-                "published again after a restart)");
-      return;
-    }
+  if (!write_durably(opts_.watermark, std::to_string(mark) + "\n")) {
+    log_.warn("cannot write the outcome watermark " + opts_.watermark + ": " +
+              std::strerror(errno) + " (a restart publishes again more outcomes than needed)");
+    return;
   }
-  if (std::rename(tmp.c_str(), opts_.watermark.c_str()) != 0) return;
   std::lock_guard l(mu_);
   saved_ = std::max(saved_, mark);
 }
 
 void Topics::publish(const saga::SagaOutcome& o) {
   if (opts_.outcomes.empty()) return;
+  const int64_t ended = to_ms(o.updated_at);
+  nlohmann::json payload = saga::apps::outcome_json(o);
+  payload["updated_ms"] = ended;  // orders a saga's outcomes (stuck, then completed)
+  if (o.context.size() > kMaxOutcomeContextBytes) {
+    payload["context"] = nullptr;
+    payload["context_omitted"] = "the context is " + std::to_string(o.context.size()) +
+                                 " bytes: read it from GET /sagas/" + o.saga_id;
+  }
   saga::Message m;
   m.kind = saga::Message::Kind::kReply;
   m.channel = opts_.outcomes;
@@ -115,9 +162,7 @@ void Topics::publish(const saga::SagaOutcome& o) {
   m.command_id = o.saga_id;
   m.outcome = reply_outcome(o.status);
   m.error = o.reason;
-  m.payload =
-      saga::apps::outcome_json(o).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  const int64_t ended = to_ms(o.updated_at);
+  m.payload = payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   {
     std::lock_guard l(mu_);
     in_flight_.insert(ended);
@@ -127,56 +172,63 @@ void Topics::publish(const saga::SagaOutcome& o) {
 
 void Topics::send_outcome(saga::Message m, int64_t ended_ms) {
   saga::Message copy = m;
+  // `this` outlives every completion: the Daemon destroys the transport before this object.
   transport_.send(std::move(copy), [this, m = std::move(m), ended_ms](Status st) mutable {
-    if (st.ok() || !st.retriable()) {
-      if (!st.ok()) log_.error("outcome not published: " + st.message(), {{"saga_id", m.saga_id}});
+    if (st.ok()) {
       std::lock_guard l(mu_);
       in_flight_.erase(in_flight_.find(ended_ms));
       return;
     }
-    log_.warn("outcome not published yet, sending again: " + st.message(),
-              {{"topic", opts_.outcomes}});
-    later(milliseconds(1000),
-          [this, m = std::move(m), ended_ms]() mutable { send_outcome(std::move(m), ended_ms); });
+    // Not delivered: sent again until it is (at least once). Left in flight, it holds the
+    // watermark, so a restart publishes it again if this process stops first.
+    const std::string saga_id = m.saga_id;
+    const bool queued = later(milliseconds(1000), [this, m = std::move(m), ended_ms]() mutable {
+      send_outcome(std::move(m), ended_ms);
+    });
+    if (queued)
+      log_.warn("outcome not published yet, sending again: " + st.message(),
+                {{"topic", opts_.outcomes}, {"saga_id", saga_id}});
   });
 }
 
 Status Topics::start(saga::EventStore& store) {
   auto engine = engine_();
-  if (!opts_.outcomes.empty() && engine) {
+  if (!opts_.outcomes.empty() && engine && saved_ > 0) {
     // Outcomes since the watermark may not have reached the topic: publish them again. A log
     // without a watermark yet (a new one, or topics just configured) starts from now.
-    if (saved_ > 0) {
-      const auto since = saga::TimePoint(milliseconds(saved_)) - kMargin;
-      size_t again = 0;
-      for (auto status : {saga::SagaStatus::kCompleted, saga::SagaStatus::kCompensated,
-                          saga::SagaStatus::kAborted, saga::SagaStatus::kStuck}) {
-        saga::ListFilter f;
-        f.status = status;
-        f.updated_since = since;
-        f.limit = 500;
-        for (;;) {
-          auto page = store.list(f);
-          if (!page.ok()) return page.status();
-          for (const saga::SagaSummary& s : *page) {
-            auto st = engine->state(s.id);
-            if (!st.ok() || st->status != status) continue;  // moved on: published when it ends
-            publish({st->id, st->status, st->reason, st->context, st->definition, st->updated_at});
-            again++;
-          }
-          if (page->size() < f.limit) break;
-          f.after = std::make_pair(page->back().started_at, page->back().id);
+    const auto since = saga::TimePoint(milliseconds(saved_)) - kMargin;
+    size_t again = 0;
+    for (auto status : {saga::SagaStatus::kCompleted, saga::SagaStatus::kCompensated,
+                        saga::SagaStatus::kAborted, saga::SagaStatus::kStuck}) {
+      saga::ListFilter f;
+      f.status = status;
+      f.updated_since = since;
+      f.limit = 500;
+      for (;;) {
+        auto page = store.list(f);
+        if (!page.ok()) return page.status();
+        for (const saga::SagaSummary& s : *page) {
+          auto st = engine->state(s.id);
+          if (!st.ok() || st->status != status) continue;  // moved on: published when it ends
+          publish({st->id, st->status, st->reason, st->context, st->definition, st->updated_at});
+          again++;
         }
+        if (page->size() < f.limit) break;
+        f.after = std::make_pair(page->back().started_at, page->back().id);
       }
-      if (again)
-        log_.info("outcomes since the last recorded delivery published again",
-                  {{"count", std::to_string(again)}, {"topic", opts_.outcomes}});
     }
-    save_watermark();
+    if (again)
+      log_.info("outcomes since the last recorded delivery published again",
+                {{"count", std::to_string(again)}, {"topic", opts_.outcomes}});
   }
+  {
+    std::lock_guard l(mu_);
+    started_ = true;  // what it re-published is in flight: the mark cannot pass it
+  }
+  save_watermark();
   if (opts_.requests.empty()) return Status::Ok();
   Status st = transport_.subscribe(opts_.requests, [this](saga::Message m, saga::Ack ack) {
-    on_request(std::move(m), std::move(ack));
+    on_request(std::move(m), std::move(ack), 0);
   });
   if (!st.ok()) return st;
   std::lock_guard l(mu_);
@@ -184,7 +236,12 @@ Status Topics::start(saga::EventStore& store) {
   return Status::Ok();
 }
 
-void Topics::on_request(saga::Message m, saga::Ack ack) {
+void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
+  if (tries == 0) {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [this] { return waiting_ < kMaxWaiting || requests_stopping_ || stopping_; });
+    if (requests_stopping_ || stopping_) return;  // unsettled: delivered again after a restart
+  }
   auto dead = [&](const std::string& why) {
     log_.warn("start request refused: " + why, {{"saga_id", m.saga_id}, {"type", m.type}});
     ack.dead_letter(why);
@@ -193,42 +250,64 @@ void Topics::on_request(saga::Message m, saga::Ack ack) {
     return dead("a start request is a command envelope (\"kind\":\"command\")");
   if (m.saga_id.empty()) return dead("a start request needs a saga_id");
   auto engine = engine_();
-  auto again = [this, m, ack]() mutable {
-    later(milliseconds(500), [this, m = std::move(m), ack = std::move(ack)]() mutable {
-      on_request(std::move(m), std::move(ack));
-    });
-  };
-  if (!engine) return again();  // reloading: the next engine takes it
+  if (!engine) return retry_request(std::move(m), std::move(ack), tries, "no engine running");
   saga::StartRequest r;
   r.definition = m.type;
   r.saga_id = m.saga_id;
   r.input = m.payload.empty() ? "{}" : m.payload;
   r.traceparent = m.traceparent;
-  r.on_accepted = [this, used = engine.get(), m, ack, again](Status st) mutable {
+  r.on_accepted = [this, used = engine.get(), m, ack, tries](Status st) mutable {
     if (st.ok()) return ack();
-    // Transient (the log cannot be written now) or this engine closed under it: later.
-    if (st.code() == saga::Code::kUnavailable || engine_().get() != used) return again();
-    log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
-    ack.dead_letter(st.message());
+    // Refused for good by the engine that still runs: dead letter. Else (the log cannot be
+    // written now, this engine closed under it for a reload): later.
+    if (permanent(st) && engine_().get() == used) {
+      log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
+      return ack.dead_letter(st.message());
+    }
+    retry_request(std::move(m), std::move(ack), tries, st.message());
   };
   engine->start(std::move(r), [](saga::Result<saga::SagaOutcome>) {});
+}
+
+void Topics::retry_request(saga::Message m, saga::Ack ack, int tries, const std::string& why) {
+  const milliseconds delay(std::min<int64_t>(10'000, int64_t{500} << std::min(tries, 5)));
+  {
+    std::lock_guard l(mu_);
+    if (stopping_ || requests_stopping_) return;  // unsettled: delivered again after a restart
+    waiting_++;
+  }
+  log_.warn("start request waits: " + why + "; trying again", {{"topic", opts_.requests}});
+  const bool queued = later(delay, [this, m = std::move(m), ack = std::move(ack), tries]() mutable {
+    {
+      std::lock_guard l(mu_);
+      waiting_--;
+    }
+    cv_.notify_all();
+    on_request(std::move(m), std::move(ack), tries + 1);
+  });
+  if (!queued) {
+    std::lock_guard l(mu_);
+    waiting_--;
+  }
 }
 
 void Topics::stop_requests() {
   bool was = false;
   {
     std::lock_guard l(mu_);
+    requests_stopping_ = true;
     was = std::exchange(subscribed_, false);
   }
+  cv_.notify_all();  // a handler waiting for room leaves
   if (was) transport_.unsubscribe(opts_.requests);
 }
 
 void Topics::close() {
   {
     std::lock_guard l(mu_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
     later_.clear();
+    waiting_ = 0;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();

@@ -8,7 +8,7 @@
 //
 // Outcomes are published at least once: a watermark file beside the log records the time up to
 // which every outcome has been delivered, and a restart publishes again the outcomes of sagas
-// that ended after it (less a margin). Consumers de-duplicate on saga id and status.
+// that ended after it (less a margin). Consumers de-duplicate on saga id and updated_ms.
 #pragma once
 
 #include <chrono>
@@ -49,15 +49,21 @@ class Topics {
   saga::Status start(saga::EventStore& store);
   // Stops taking requests; requests not yet accepted come again after a restart.
   void stop_requests();
-  // Stops resending and records the watermark (call after the producer is flushed).
+  // Stops resending and records the watermark (call after the producer is flushed). The
+  // transport must outlive this object: its completions may still run until it is destroyed.
   void close();
 
  private:
-  void on_request(saga::Message m, saga::Ack ack);
+  // A request delivered `tries` times before; tries == 0 is a fresh delivery on the consumer's
+  // thread, which waits here while too many requests wait for a retry (back-pressure).
+  void on_request(saga::Message m, saga::Ack ack, int tries);
+  void retry_request(saga::Message m, saga::Ack ack, int tries, const std::string& why);
   void send_outcome(saga::Message m, int64_t ended_ms);
-  void later(std::chrono::milliseconds delay, std::function<void()> fn);
+  bool later(std::chrono::milliseconds delay, std::function<void()> fn);
   void run();
   void save_watermark();
+
+  static constexpr size_t kMaxWaiting = 256;  // requests waiting for a retry, at most
 
   Options opts_;
   saga::Transport& transport_;
@@ -66,12 +72,16 @@ class Topics {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;
+  bool stopping_ = false;           // close(): no more resends or retries
+  bool requests_stopping_ = false;  // stop_requests(): handlers leave at once
   bool subscribed_ = false;
+  bool started_ = false;  // start() re-published what it had to: the watermark may move
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> later_;
+  size_t waiting_ = 0;                // requests in later_
   std::multiset<int64_t> in_flight_;  // end times (ms) of outcomes not yet delivered
   int64_t saved_ = 0;                 // the watermark on disk
-  std::thread thread_;                // resends and watermark saves
+  std::mutex save_mu_;                // one writer of the watermark file at a time
+  std::thread thread_;                // resends, request retries, watermark saves
 };
 
 }  // namespace sagad

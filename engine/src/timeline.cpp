@@ -257,7 +257,7 @@ std::string format_path(const std::string& saga_id, const std::vector<Event>& ev
         break;
       case EventType::kStepTimedOut:
         ended(leg(e.step, e.compensation), e, kYellow,
-              std::string("timed out") + (e.value ? " (may have been applied)" : ""));
+              std::string("timed out") + (e.value ? " for good" : "") + ", outcome unknown");
         break;
       case EventType::kCompensationSucceeded:
         ended(leg(e.step, true), e, kYellow, "compensated");
@@ -292,7 +292,7 @@ std::string format_path(const std::string& saga_id, const std::vector<Event>& ev
                                                                                      : kBold;
   out += "  == " + paint(colour, status_name(end.status)) +
          (end.reason.empty() ? "" : ": " + end.reason) + "\n";
-  if (def) {
+  if (def && (is_terminal(end.status) || end.status == SagaStatus::kStuck)) {
     std::string unreached;
     for (size_t i = 0; i < def->steps.size(); ++i) {
       bool ran = false;

@@ -176,6 +176,24 @@ TEST_F(SagadKafka, RequestsMadeWhileItIsDownStartAfterARestartAndNoOutcomeIsLost
   EXPECT_EQ(sql("inventory.db", "SELECT id, status FROM reservations ORDER BY id"),
             "res-d-1|held\nres-d-2|held\nres-d-3|released");
   EXPECT_EQ(sql("payment.db", "SELECT count(*) FROM charges"), "2");
+
+  // An outcome that ended long before the crash and was never delivered (the watermark is
+  // older than it) is published again by the next start.
+  sagad->kill(SIGKILL);
+  ASSERT_EQ(sagad->wait(seconds(10)), 128 + SIGKILL);
+  const size_t before = read("sagad.outcomes").count("d-2");
+  sql("log.db", "UPDATE saga_state SET updated_ms = updated_ms - 600000 WHERE saga_id = 'd-2'");
+  const long long mark = std::stoll(sql("log.db",
+                                        "SELECT updated_ms FROM saga_state WHERE "
+                                        "saga_id = 'd-2'")) -
+                         1000;
+  std::ofstream(dir + "/log.db.outcomes", std::ios::trunc) << mark << "\n";
+  start_sagad();
+  for (int i = 0; i < 60 && read("sagad.outcomes").count("d-2") <= before; i++)
+    std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(read("sagad.outcomes").count("d-2"), before + 1)
+      << testutil::read_file(dir + "/sagad.log");
+  EXPECT_GE(std::stoll(testutil::read_file(dir + "/log.db.outcomes")), mark);
   sagad->kill(SIGTERM);
   EXPECT_EQ(sagad->wait(seconds(30)), 0);
 }

@@ -519,6 +519,15 @@ TEST_F(Sagad, BadFlagsConfigAndDefinitionsAreClearErrors) {
   auto broken = run("--definitions " + dir + "/broken.saga --db " + db);
   EXPECT_EQ(broken.exit_code, 1);
   EXPECT_THAT(broken.err, HasSubstr("broken.saga:1:"));
+  // A request topic that is a participant's would swallow its commands.
+  std::ofstream(dir + "/topics.toml") << "[topics]\nrequests = \"inventory.commands\"\n";
+  auto topic = run("--config " + dir + "/topics.toml --definitions " + dir +
+                   "/defs --transport kafka --bootstrap 127.0.0.1:1");
+  EXPECT_EQ(topic.exit_code, 2);
+  EXPECT_THAT(topic.err, HasSubstr("'inventory.commands' is a participant's"));
+  auto no_broker = run("--definitions " + dir + "/defs --transport kafka");
+  EXPECT_EQ(no_broker.exit_code, 2);
+  EXPECT_THAT(no_broker.err, HasSubstr("--bootstrap"));
 }
 
 }  // namespace
