@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libasio-dev libsqlite3-dev sqlite3 librdkafka-dev libcereal-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      libcli11-dev nlohmann-json3-dev graphviz kcat
+      libcli11-dev nlohmann-json3-dev graphviz kcat curl
       libcpp-httplib-dev libtomlplusplus-dev libspdlog-dev prometheus-cpp-dev)
 missing=()
 for p in "${PKGS[@]}"; do

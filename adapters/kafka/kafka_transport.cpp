@@ -100,6 +100,8 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
   ClientContext ctx{nullptr, this};
   std::string channel, topic;
   Transport::Handler handler;
+  // Record timestamp to delivery, summed over delivered messages: how far behind it reads.
+  std::atomic<uint64_t> lag_ms_sum{0}, lag_samples{0};
   KafkaPtr rk;
   std::thread thread;
   std::atomic<bool> stop{false};
@@ -177,6 +179,13 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
 
   void deliver(const rd_kafka_message_t* m) {
     impl->consumed++;
+    if (const int64_t at = rd_kafka_message_timestamp(m, nullptr); at > 0) {
+      const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      lag_ms_sum += static_cast<uint64_t>(std::max<int64_t>(0, now - at));
+      lag_samples++;
+    }
     const int32_t partition = m->partition;
     const int64_t offset = m->offset;
     uint64_t generation;
@@ -486,8 +495,12 @@ Status KafkaTransport::wait_ready(Duration timeout) {
 }
 
 Stats KafkaTransport::stats() const {
-  return {impl_->produced.load(), impl_->delivery_failures.load(), impl_->consumed.load(),
+  Stats s{impl_->produced.load(), impl_->delivery_failures.load(), impl_->consumed.load(),
           impl_->dead.load()};
+  std::lock_guard l(impl_->mu);
+  for (const auto& [channel, sub] : impl_->subs)
+    s.lag[channel] = {sub->lag_ms_sum.load(), sub->lag_samples.load()};
+  return s;
 }
 
 }  // namespace saga::kafka

@@ -133,7 +133,10 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const Config& config, Log& log) {
                           [&p]() -> TransportCounters {
                             if (!p.kafka) return {};
                             const auto s = p.kafka->stats();
-                            return {s.dead_letters, s.delivery_failures};
+                            TransportCounters c{s.dead_letters, s.delivery_failures, {}};
+                            for (const auto& [channel, lag] : s.lag)
+                              c.lag[channel] = {lag.ms_sum, lag.samples};
+                            return c;
                           });
   if (p.kafka && !(config.requests_topic.empty() && config.outcomes_topic.empty())) {
     // Before the engine: a saga that ends as soon as it is recovered publishes its outcome.

@@ -175,6 +175,22 @@ std::string Metrics::scrape() {
     families.push_back(single("saga_delivery_failures_total",
                               "Records the broker did not acknowledge", T::Counter,
                               static_cast<double>(t.delivery_failures)));
+    if (!t.lag.empty()) {
+      // The reply lag (channel orchestrator.replies) and the request topic's.
+      prometheus::MetricFamily lag{"saga_consume_lag_seconds",
+                                   "Time from a record's broker timestamp to its delivery to "
+                                   "sagad, by channel",
+                                   T::Summary,
+                                   {}};
+      for (const auto& [channel, v] : t.lag) {
+        prometheus::ClientMetric m;
+        m.label.push_back({"channel", channel});
+        m.summary.sample_sum = static_cast<double>(v.first) / 1000.0;
+        m.summary.sample_count = v.second;
+        lag.metric.push_back(std::move(m));
+      }
+      families.push_back(std::move(lag));
+    }
   }
   return prometheus::TextSerializer().Serialize(families);
 }

@@ -18,6 +18,8 @@ namespace sagad {
 
 struct TransportCounters {
   uint64_t dead_letters = 0, delivery_failures = 0;
+  // Per consumed channel (Kafka): record timestamp to delivery, summed in ms, and the count.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> lag;
 };
 
 class Metrics {

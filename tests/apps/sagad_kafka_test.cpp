@@ -3,6 +3,7 @@
 // reading the outcome and dead-letter topics.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <filesystem>
@@ -152,6 +153,16 @@ TEST_F(SagadKafka, StartsSagasFromTheRequestTopicAndPublishesEachOutcomeOnce) {
   EXPECT_THAT(dead.find("k-4")->second, HasSubstr("not valid JSON"));
   ASSERT_EQ(dead.count("k-1"), 1u);
   EXPECT_THAT(dead.find("k-1")->second, HasSubstr("another input"));
+
+  // Reply lag and dead letters in the metrics.
+  auto listening = testutil::wait_for_line(dir + "/sagad.log", "listening=", seconds(1));
+  ASSERT_TRUE(listening.has_value());
+  httplib::Client http("127.0.0.1", std::stoi(listening->substr(listening->rfind(':') + 1)));
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body,
+              HasSubstr("saga_consume_lag_seconds_count{channel=\"orchestrator.replies\"}"));
+  EXPECT_THAT(metrics->body, HasSubstr("saga_dead_letters_total 3"));
 
   // The participants' own ledgers: one reservation each, k-2's released; one charge.
   EXPECT_EQ(sql("inventory.db", "SELECT id, status FROM reservations ORDER BY id"),

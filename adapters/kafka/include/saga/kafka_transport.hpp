@@ -36,6 +36,12 @@ struct Options {
 struct Stats {
   uint64_t produced = 0, delivery_failures = 0;
   uint64_t consumed = 0, dead_letters = 0;
+  // Per subscribed channel: time from each record's timestamp to its delivery, summed (ms),
+  // and the number of records measured. Their ratio is how far behind the consumer reads.
+  struct Lag {
+    uint64_t ms_sum = 0, samples = 0;
+  };
+  std::map<std::string, Lag> lag;
 };
 
 // The topic a channel's messages travel on.
