@@ -53,6 +53,12 @@ Result<std::vector<saga::Definition>> load_definitions(const std::string& path) 
   return out;
 }
 
+// The trace id of a W3C traceparent ("00-<trace id>-<span id>-<flags>").
+static std::string trace_id(const std::string& traceparent) {
+  return traceparent.size() == 55 && traceparent[2] == '-' ? traceparent.substr(3, 32)
+                                                           : traceparent;
+}
+
 struct Daemon::Parts {
   saga::SystemClock clock;
   std::unique_ptr<saga::MemoryTransport> memory;
@@ -157,12 +163,20 @@ Status Daemon::open_engine(std::vector<saga::Definition> defs) {
   saga::EngineOptions opts;
   opts.definitions = defs;
   opts.partitions = config_.partitions;
-  opts.log = [this](const std::string& line) { log_.warn(line, {{"component", "engine"}}); };
+  opts.log_structured = [this](const std::string& line, const saga::LogContext& about) {
+    Fields f{{"component", "engine"}};
+    if (!about.saga_id.empty()) f.emplace_back("saga_id", about.saga_id);
+    if (!about.command_id.empty()) f.emplace_back("command_id", about.command_id);
+    if (!about.trace.empty()) f.emplace_back("trace_id", trace_id(about.trace));
+    log_.warn(line, f);
+  };
   opts.on_finished = [this](const saga::SagaOutcome& o) {
-    log_.info("saga ended", {{"saga_id", o.saga_id},
-                             {"type", o.definition},
-                             {"status", saga::status_name(o.status)},
-                             {"reason", o.reason}});
+    Fields f{{"saga_id", o.saga_id},
+             {"type", o.definition},
+             {"status", saga::status_name(o.status)},
+             {"reason", o.reason}};
+    if (!o.trace.empty()) f.emplace_back("trace_id", trace_id(o.trace));
+    log_.info("saga ended", f);
     if (topics_) topics_->publish(o);
   };
   metrics_.observe(&opts);

@@ -80,8 +80,10 @@ struct Engine::Impl {
   Impl(EngineOptions o, EventStore& s, Transport& t, Clock& c)
       : opts(std::move(o)), store(s), transport(t), clock(c) {}
 
-  void log(const std::string& line) {
-    if (opts.log) {
+  void log(const std::string& line, const LogContext& about = {}) {
+    if (opts.log_structured) {
+      opts.log_structured(line, about);
+    } else if (opts.log) {
       opts.log(line);
     } else {
       std::cerr << "saga: " << line << "\n";
@@ -169,7 +171,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       if (s.definition != req.definition || s.input != req.input) {
         done(Status::AlreadyExists("saga '" + req.saga_id + "' exists with another input"));
       } else if (is_finished(s.status) && it->second.reported == s.status) {
-        done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition, s.updated_at});
+        done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition, s.updated_at, s.trace});
       } else {  // running, or finished but not committed yet: answered by finish()
         // Accepted once nothing of this partition waits to be committed (its start may).
         if (req.on_accepted) {
@@ -212,7 +214,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
         return;
       }
       const SagaState s = replay(req.saga_id, *events);
-      done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition, s.updated_at});
+      done(SagaOutcome{s.id, s.status, s.reason, s.context, s.definition, s.updated_at, s.trace});
       return;
     }
     const std::string& fp = impl.fingerprints[{def->name, def->version}];
@@ -238,7 +240,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (it == sagas.end()) {
       if (in.kind == Input::Kind::kReply) {
         impl.counters.replies_dropped++;
-        impl.log("dropped reply " + in.reply.command_id + ": no active saga '" + saga_id + "'");
+        impl.log("dropped reply " + in.reply.command_id + ": no active saga '" + saga_id + "'",
+                 {saga_id, in.reply.command_id, ""});
         settle_stray(saga_id, ack);
       }
       return;
@@ -247,7 +250,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     Decision d = decide(*live.def, live.state, in, impl.clock.now());
     if (!d.ignored.empty() && in.kind == Input::Kind::kReply) {
       impl.counters.replies_dropped++;
-      impl.log("dropped reply: " + d.ignored);
+      impl.log("dropped reply: " + d.ignored, {saga_id, in.reply.command_id, live.state.trace});
     }
     if (d.events.empty() && d.cancel_timers.empty()) {
       ack();
@@ -472,7 +475,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       default:
         break;
     }
-    SagaOutcome out{s.id, s.status, s.reason, s.context, s.definition, s.updated_at};
+    SagaOutcome out{s.id, s.status, s.reason, s.context, s.definition, s.updated_at, s.trace};
     auto waiters = std::exchange(live.waiters, {});
     if (is_terminal(s.status)) {
       sagas.erase(it);
@@ -523,8 +526,10 @@ struct Partition : std::enable_shared_from_this<Partition> {
     impl.counters.send_failures++;
     // Recorded in the saga's log once per attempt (decide drops repeats), logged once here.
     if (it->second.failures++ == 0) {
+      const Message& m = it->second.message;
       impl.log("send of " + id + " failed, will retry every " +
-               std::to_string(impl.opts.resend_delay.count()) + "ms: " + st.to_string());
+                   std::to_string(impl.opts.resend_delay.count()) + "ms: " + st.to_string(),
+               {m.saga_id, id, m.traceparent});
     }
     Input in;
     in.kind = Input::Kind::kSendFailed;
@@ -646,15 +651,17 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     const Definition* def = im.find(s.definition, s.version);
     if (def == nullptr) {
       im.log("saga '" + s.id + "' needs definition " + s.definition + " v" +
-             std::to_string(s.version) + ", which is not registered; left as it is");
+                 std::to_string(s.version) + ", which is not registered; left as it is",
+             {s.id, "", s.trace});
       im.partition_of(s.id).unloaded.insert(s.id);
       continue;
     }
     if (const std::string& fp = im.fingerprints[{def->name, def->version}];
         !s.fingerprint.empty() && s.fingerprint != fp) {
       im.log("saga '" + s.id + "' started on another definition of " + s.definition + " v" +
-             std::to_string(s.version) + " (fingerprint " + s.fingerprint + ", registered " + fp +
-             "): a changed definition needs a new version; left as it is");
+                 std::to_string(s.version) + " (fingerprint " + s.fingerprint + ", registered " +
+                 fp + "): a changed definition needs a new version; left as it is",
+             {s.id, "", s.trace});
       im.partition_of(s.id).unloaded.insert(s.id);
       continue;
     }
@@ -692,7 +699,8 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
     auto reject = [&](const std::string& why) {
       counters->inputs_rejected++;
       raw->log("rejected message " + bounded_text(m.command_id, 300) + " for saga '" +
-               bounded_text(m.saga_id, 300) + "': " + why);
+                   bounded_text(m.saga_id, 300) + "': " + why,
+               {bounded_text(m.saga_id, 300), bounded_text(m.command_id, 300), ""});
       ack.dead_letter(why);
     };
     if (m.kind != Message::Kind::kReply) return reject("not a reply");

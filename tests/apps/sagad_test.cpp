@@ -227,6 +227,37 @@ TEST_F(Sagad, MetricsMoveWithSagasAndRequests) {
   EXPECT_GE(metric("saga_commit_seconds_count"), 2);
 }
 
+// JSON logs carry what a line is about as fields: saga, command and trace ids.
+TEST_F(Sagad, JsonLogsNameTheSagaCommandAndTrace) {
+  start({"--log-format", "json"});
+  const std::string trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  httplib::Headers h{{"traceparent", trace}};
+  // Declined, and its compensation goes to a participant nobody runs: it cannot be sent.
+  auto r = client->Post("/sagas?wait=10s", h,
+                        json{{"type", "Jammed"}, {"id", "t-1"}, {"data", order("t-1", 900)}}.dump(),
+                        "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json::parse(r->body)["status"], "stuck") << r->body;
+  bool ended = false, send_failed = false;
+  std::istringstream in(read_log());
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    json j = json::parse(line);
+    if (j.value("msg", "") == "saga ended" && j.value("saga_id", "") == "t-1") {
+      EXPECT_EQ(j.value("trace_id", ""), "0af7651916cd43dd8448eb211c80319c") << line;
+      ended = true;
+    }
+    if (j.value("msg", "").find("send of t-1/reserve/c") == 0) {
+      EXPECT_EQ(j.value("saga_id", ""), "t-1") << line;
+      EXPECT_THAT(j.value("command_id", ""), HasSubstr("t-1/reserve/c")) << line;
+      EXPECT_EQ(j.value("trace_id", ""), "0af7651916cd43dd8448eb211c80319c") << line;
+      send_failed = true;
+    }
+  }
+  EXPECT_TRUE(ended) << read_log();
+  EXPECT_TRUE(send_failed) << read_log();
+}
+
 TEST_F(Sagad, MutatingEndpointsNeedTheBearerTokenWhichIsNeverPrinted) {
   const std::string token = "s3cret-token-value";
   std::ofstream(dir + "/token") << token << "\n";

@@ -38,7 +38,16 @@ struct SagaOutcome {
   std::string reason;      // failure, stuck or abort reason
   std::string context;     // the final saga context (input merged with reply data)
   std::string definition;  // the saga's type
-  TimePoint updated_at{};  // when the event that ended it was decided
+  TimePoint updated_at{};
+  std::string trace;  // the saga's trace (a W3C traceparent; empty when it has none)  // when the
+                      // event that ended it was decided
+};
+
+// What an engine log line is about (empty when it is about no saga).
+struct LogContext {
+  std::string saga_id;
+  std::string command_id;
+  std::string trace;  // the saga's trace (a W3C traceparent)
 };
 
 struct EngineOptions {
@@ -61,6 +70,8 @@ struct EngineOptions {
   std::function<void(size_t decisions, std::chrono::nanoseconds took)> on_commit;
   // Log sink; default: warnings and errors to stderr.
   std::function<void(const std::string& line)> log;
+  // Structured sink, used instead of `log` when set: what the line is about, as fields.
+  std::function<void(const std::string& line, const LogContext& about)> log_structured;
 };
 
 struct StartRequest {
