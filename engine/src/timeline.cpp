@@ -34,6 +34,19 @@ std::string ms_text(int64_t ms) {
   return buf;
 }
 
+// A step's name from its definition, or its number when there is none.
+std::string step_name_of(const Definition* def, int i) {
+  if (def && i >= 0 && static_cast<size_t>(i) < def->steps.size()) return def->steps[i].name;
+  return "step#" + std::to_string(i);
+}
+
+// The step's command (or compensation), empty when unknown.
+std::string command_of(const Definition* def, int i, bool comp) {
+  if (!def || i < 0 || static_cast<size_t>(i) >= def->steps.size()) return "";
+  const StepDef& s = def->steps[i];
+  return comp ? (s.compensation ? s.compensation->to_string() : "") : s.action.to_string();
+}
+
 }  // namespace
 
 std::string format_time(TimePoint t) {
@@ -69,15 +82,8 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
     if (!first.trace.empty()) out += "  trace " + first.trace + "\n";
   }
 
-  auto step_name = [&](int i) {
-    if (def && i >= 0 && static_cast<size_t>(i) < def->steps.size()) return def->steps[i].name;
-    return "step#" + std::to_string(i);
-  };
-  auto command = [&](int i, bool comp) -> std::string {
-    if (!def || i < 0 || static_cast<size_t>(i) >= def->steps.size()) return "";
-    const StepDef& s = def->steps[i];
-    return comp ? (s.compensation ? s.compensation->to_string() : "") : s.action.to_string();
-  };
+  auto step_name = [def](int i) { return step_name_of(def, i); };
+  auto command = [def](int i, bool comp) { return command_of(def, i, comp); };
   auto id_of = [&](const Event& e) {
     return def ? "  [" + command_id(saga_id, step_name(e.step), e.compensation, e.attempt) + "]"
                : std::string();
@@ -205,15 +211,8 @@ std::string format_path(const std::string& saga_id, const std::vector<Event>& ev
   if (events.empty()) return "saga " + saga_id + ": no events\n";
   const Paint paint{options.colour};
   const SagaState end = state_at(saga_id, events, events.size());
-  auto step_name = [&](int i) {
-    if (def && i >= 0 && static_cast<size_t>(i) < def->steps.size()) return def->steps[i].name;
-    return "step#" + std::to_string(i);
-  };
-  auto command = [&](int i, bool comp) -> std::string {
-    if (!def || i < 0 || static_cast<size_t>(i) >= def->steps.size()) return "";
-    const StepDef& s = def->steps[i];
-    return comp ? (s.compensation ? s.compensation->to_string() : "") : s.action.to_string();
-  };
+  auto step_name = [def](int i) { return step_name_of(def, i); };
+  auto command = [def](int i, bool comp) { return command_of(def, i, comp); };
   // One leg per step and direction, in the order first sent.
   struct Leg {
     int step;
