@@ -44,6 +44,7 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
     auto in = json::parse(c.payload);
     const std::string sku = in.value("sku", "widget");
     const int qty = in.value("qty", 1);
+    if (qty < 1) return ParticipantReply::rejected("qty must be at least 1");
     if (tx.exec("UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2", {sku, qty}) == 0)
       return ParticipantReply::rejected("out of stock: " + sku);
     const std::string id = "res-" + c.saga_id;
@@ -66,6 +67,7 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
     auto in = json::parse(c.payload);
     const std::string sku = in.value("sku", "widget");
     const int qty = in.value("qty", 1);
+    if (qty < 1) return ParticipantReply::rejected("qty must be at least 1");
     if (tx.exec("UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2", {sku, qty}) == 0)
       return ParticipantReply::rejected("not enough on the shelf: " + sku);
     tx.exec("INSERT INTO picks VALUES(?1, ?2, ?3, 'picked')", {c.saga_id, sku, qty});
