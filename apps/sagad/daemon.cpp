@@ -227,6 +227,7 @@ std::shared_ptr<const saga::Definition> Daemon::definition_for(const std::string
 }
 
 Status Daemon::reload() {
+  if (closed_) return Status::FailedPrecondition("sagad is stopping");
   auto fresh = load_definitions(config_.definitions);
   if (!fresh.ok()) return fresh.status();
   std::vector<saga::Definition> merged = definitions();  // running sagas may need old versions

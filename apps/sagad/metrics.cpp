@@ -178,8 +178,8 @@ std::string Metrics::scrape() {
     if (!t.lag.empty()) {
       // The reply lag (channel orchestrator.replies) and the request topic's.
       prometheus::MetricFamily lag{"saga_consume_lag_seconds",
-                                   "Time from a record's broker timestamp to its delivery to "
-                                   "sagad, by channel",
+                                   "Time from a record's timestamp to its delivery to sagad, "
+                                   "by channel",
                                    T::Summary,
                                    {}};
       for (const auto& [channel, v] : t.lag) {

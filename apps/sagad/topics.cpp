@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -38,19 +39,6 @@ saga::ReplyOutcome reply_outcome(saga::SagaStatus s) {
       return saga::ReplyOutcome::kFailed;  // an operator may still retry it
     default:
       return saga::ReplyOutcome::kRejected;  // compensated, aborted
-  }
-}
-
-// Refusals that a later try cannot change: the request goes to the dead-letter topic.
-bool permanent(const Status& st) {
-  switch (st.code()) {
-    case saga::Code::kInvalidArgument:     // bad input or traceparent
-    case saga::Code::kNotFound:            // unknown saga type
-    case saga::Code::kAlreadyExists:       // the id is taken by another input
-    case saga::Code::kFailedPrecondition:  // exists, on a version this sagad does not run
-      return true;
-    default:
-      return false;
   }
 }
 
@@ -125,9 +113,12 @@ void Topics::run() {
 void Topics::save_watermark() {
   if (opts_.outcomes.empty()) return;
   std::lock_guard save(save_mu_);
-  // While a commit fails, decisions that ended sagas may wait unpublished with end times
-  // before now: the mark stays where it is until the log is written again.
-  if (auto engine = engine_(); engine && engine->metrics().partitions_failing > 0) return;
+  // While a commit fails or engines are swapped, decisions that ended sagas may wait
+  // unpublished with end times before now: the mark stays until that has been over a while.
+  const auto steady = std::chrono::steady_clock::now();
+  if (auto engine = engine_(); !engine || engine->metrics().partitions_failing > 0)
+    hold_until_ = steady + std::chrono::seconds(10);
+  if (steady < hold_until_) return;
   int64_t mark = 0;
   {
     std::lock_guard l(mu_);
@@ -167,13 +158,13 @@ void Topics::publish(const saga::SagaOutcome& o) {
     std::lock_guard l(mu_);
     in_flight_.insert(ended);
   }
-  send_outcome(std::move(m), ended);
+  send_outcome(std::move(m), ended, 0);
 }
 
-void Topics::send_outcome(saga::Message m, int64_t ended_ms) {
+void Topics::send_outcome(saga::Message m, int64_t ended_ms, int tries) {
   saga::Message copy = m;
   // `this` outlives every completion: the Daemon destroys the transport before this object.
-  transport_.send(std::move(copy), [this, m = std::move(m), ended_ms](Status st) mutable {
+  transport_.send(std::move(copy), [this, m = std::move(m), ended_ms, tries](Status st) mutable {
     if (st.ok()) {
       std::lock_guard l(mu_);
       in_flight_.erase(in_flight_.find(ended_ms));
@@ -182,8 +173,9 @@ void Topics::send_outcome(saga::Message m, int64_t ended_ms) {
     // Not delivered: sent again until it is (at least once). Left in flight, it holds the
     // watermark, so a restart publishes it again if this process stops first.
     const std::string saga_id = m.saga_id;
-    const bool queued = later(milliseconds(1000), [this, m = std::move(m), ended_ms]() mutable {
-      send_outcome(std::move(m), ended_ms);
+    const milliseconds delay(std::min<int64_t>(30'000, int64_t{1000} << std::min(tries, 5)));
+    const bool queued = later(delay, [this, m = std::move(m), ended_ms, tries]() mutable {
+      send_outcome(std::move(m), ended_ms, tries + 1);
     });
     if (queued)
       log_.warn("outcome not published yet, sending again: " + st.message(),
@@ -238,9 +230,28 @@ Status Topics::start(saga::EventStore& store) {
 
 void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
   if (tries == 0) {
-    std::unique_lock l(mu_);
-    cv_.wait(l, [this] { return waiting_ < kMaxWaiting || requests_stopping_ || stopping_; });
-    if (requests_stopping_ || stopping_) return;  // unsettled: delivered again after a restart
+    // Admitted until it is settled: at most kMaxUnsettled at a time (back-pressure on the
+    // consumer while the engine cannot take them).
+    {
+      std::unique_lock l(mu_);
+      cv_.wait(l, [this] { return unsettled_ < kMaxUnsettled || requests_stopping_ || stopping_; });
+      if (requests_stopping_ || stopping_) return;  // unsettled: delivered after a restart
+      unsettled_++;
+    }
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    ack = saga::Ack([this, once, inner = std::move(ack)](const std::string& reason) {
+      if (once->exchange(true)) return;
+      if (reason.empty()) {
+        inner();
+      } else {
+        inner.dead_letter(reason);
+      }
+      {
+        std::lock_guard l(mu_);
+        if (unsettled_ > 0) unsettled_--;
+      }
+      cv_.notify_all();
+    });
   }
   auto dead = [&](const std::string& why) {
     log_.warn("start request refused: " + why, {{"saga_id", m.saga_id}, {"type", m.type}});
@@ -258,37 +269,23 @@ void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
   r.traceparent = m.traceparent;
   r.on_accepted = [this, used = engine.get(), m, ack, tries](Status st) mutable {
     if (st.ok()) return ack();
-    // Refused for good by the engine that still runs: dead letter. Else (the log cannot be
-    // written now, this engine closed under it for a reload): later.
-    if (permanent(st) && engine_().get() == used) {
-      log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
-      return ack.dead_letter(st.message());
-    }
-    retry_request(std::move(m), std::move(ack), tries, st.message());
+    // Transient (the log cannot be written now) or this engine closed under it for a reload:
+    // later. Anything else cannot change by trying again: dead letter.
+    if (st.retriable() || engine_().get() != used)
+      return retry_request(std::move(m), std::move(ack), tries, st.message());
+    log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
+    ack.dead_letter(st.message());
   };
   engine->start(std::move(r), [](saga::Result<saga::SagaOutcome>) {});
 }
 
 void Topics::retry_request(saga::Message m, saga::Ack ack, int tries, const std::string& why) {
   const milliseconds delay(std::min<int64_t>(10'000, int64_t{500} << std::min(tries, 5)));
-  {
-    std::lock_guard l(mu_);
-    if (stopping_ || requests_stopping_) return;  // unsettled: delivered again after a restart
-    waiting_++;
-  }
   log_.warn("start request waits: " + why + "; trying again", {{"topic", opts_.requests}});
-  const bool queued = later(delay, [this, m = std::move(m), ack = std::move(ack), tries]() mutable {
-    {
-      std::lock_guard l(mu_);
-      waiting_--;
-    }
-    cv_.notify_all();
+  // Unsettled when sagad stops first: delivered again after a restart.
+  later(delay, [this, m = std::move(m), ack = std::move(ack), tries]() mutable {
     on_request(std::move(m), std::move(ack), tries + 1);
   });
-  if (!queued) {
-    std::lock_guard l(mu_);
-    waiting_--;
-  }
 }
 
 void Topics::stop_requests() {
@@ -307,7 +304,6 @@ void Topics::close() {
     std::lock_guard l(mu_);
     stopping_ = true;
     later_.clear();
-    waiting_ = 0;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();

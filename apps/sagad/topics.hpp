@@ -55,15 +55,15 @@ class Topics {
 
  private:
   // A request delivered `tries` times before; tries == 0 is a fresh delivery on the consumer's
-  // thread, which waits here while too many requests wait for a retry (back-pressure).
+  // thread, which waits here while too many requests are unsettled (back-pressure).
   void on_request(saga::Message m, saga::Ack ack, int tries);
   void retry_request(saga::Message m, saga::Ack ack, int tries, const std::string& why);
-  void send_outcome(saga::Message m, int64_t ended_ms);
+  void send_outcome(saga::Message m, int64_t ended_ms, int tries);
   bool later(std::chrono::milliseconds delay, std::function<void()> fn);
   void run();
   void save_watermark();
 
-  static constexpr size_t kMaxWaiting = 256;  // requests waiting for a retry, at most
+  static constexpr size_t kMaxUnsettled = 256;  // requests taken but not yet settled, at most
 
   Options opts_;
   saga::Transport& transport_;
@@ -77,11 +77,12 @@ class Topics {
   bool subscribed_ = false;
   bool started_ = false;  // start() re-published what it had to: the watermark may move
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> later_;
-  size_t waiting_ = 0;                // requests in later_
+  size_t unsettled_ = 0;              // requests taken, not yet acknowledged or dead-lettered
   std::multiset<int64_t> in_flight_;  // end times (ms) of outcomes not yet delivered
   int64_t saved_ = 0;                 // the watermark on disk
   std::mutex save_mu_;                // one writer of the watermark file at a time
-  std::thread thread_;                // resends, request retries, watermark saves
+  std::chrono::steady_clock::time_point hold_until_{};  // under save_mu_
+  std::thread thread_;                                  // resends, request retries, watermark saves
 };
 
 }  // namespace sagad

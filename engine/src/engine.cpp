@@ -748,7 +748,10 @@ void Engine::start(StartRequest req, Callback done) {
       std::function<void(Status)> fn;
       std::atomic<bool> called{false};
       void operator()(Status st) {
-        if (!called.exchange(true)) fn(std::move(st));
+        if (called.exchange(true)) return;
+        auto f = std::move(fn);  // what it captured goes now, not when the saga ends
+        fn = nullptr;
+        f(std::move(st));
       }
     };
     auto once = std::make_shared<Once>();

@@ -38,9 +38,8 @@ struct SagaOutcome {
   std::string reason;      // failure, stuck or abort reason
   std::string context;     // the final saga context (input merged with reply data)
   std::string definition;  // the saga's type
-  TimePoint updated_at{};
-  std::string trace;  // the saga's trace (a W3C traceparent; empty when it has none)  // when the
-                      // event that ended it was decided
+  TimePoint updated_at{};  // when the event that ended it was decided
+  std::string trace;       // the saga's trace (a W3C traceparent; empty when it has none)
 };
 
 // What an engine log line is about (empty when it is about no saga).
