@@ -1,6 +1,7 @@
 #include "services.hpp"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
 namespace saga::samples {
@@ -24,6 +25,15 @@ long long read_int(SqliteParticipantStore& db, std::string_view sql,
   run_or_throw(db, [&](SqliteTx& tx) { v = tx.query_int(sql, args).value_or(0); });
   return v;
 }
+// Takes `qty` of `sku` off the stock; the refusal when it cannot (`short_of` + the sku).
+std::optional<ParticipantReply> take_stock(SqliteTx& tx, const std::string& sku, int qty,
+                                           const std::string& short_of) {
+  if (qty < 1) return ParticipantReply::rejected("qty must be at least 1");
+  if (tx.exec("UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2", {sku, qty}) == 0)
+    return ParticipantReply::rejected(short_of + sku);
+  return std::nullopt;
+}
+
 }  // namespace
 
 InventoryService::InventoryService(Transport& t, const std::string& path, int initial_stock)
@@ -44,9 +54,7 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
     auto in = json::parse(c.payload);
     const std::string sku = in.value("sku", "widget");
     const int qty = in.value("qty", 1);
-    if (qty < 1) return ParticipantReply::rejected("qty must be at least 1");
-    if (tx.exec("UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2", {sku, qty}) == 0)
-      return ParticipantReply::rejected("out of stock: " + sku);
+    if (auto refused = take_stock(tx, sku, qty, "out of stock: ")) return *refused;
     const std::string id = "res-" + c.saga_id;
     tx.exec("INSERT INTO reservations VALUES(?1, ?2, ?3, 'held')", {id, sku, qty});
     return ParticipantReply::ok(json{{"reservation_id", id}}.dump());
@@ -67,9 +75,7 @@ InventoryService::InventoryService(Transport& t, const std::string& path, int in
     auto in = json::parse(c.payload);
     const std::string sku = in.value("sku", "widget");
     const int qty = in.value("qty", 1);
-    if (qty < 1) return ParticipantReply::rejected("qty must be at least 1");
-    if (tx.exec("UPDATE stock SET qty = qty - ?2 WHERE sku = ?1 AND qty >= ?2", {sku, qty}) == 0)
-      return ParticipantReply::rejected("not enough on the shelf: " + sku);
+    if (auto refused = take_stock(tx, sku, qty, "not enough on the shelf: ")) return *refused;
     tx.exec("INSERT INTO picks VALUES(?1, ?2, ?3, 'picked')", {c.saga_id, sku, qty});
     return ParticipantReply::ok();
   });

@@ -25,45 +25,60 @@ using ::testing::HasSubstr;
 
 const std::string kSagaFile = std::string(SAGA_SOURCE_DIR) + "/samples/place_order.saga";
 
+// A manual engine over a SQLite log at `path`, with the order participants.
+struct LiveLog {
+  MemoryTransport bus;
+  testutil::OrderParticipants world{bus};
+  FakeClock clock;
+  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<Engine> engine;  // declared last: gone before what it uses
+
+  Status open(const std::string& path) {
+    auto defs = dsl::load_file(kSagaFile);
+    if (!defs.ok()) return defs.status();
+    auto opened = SqliteStore::open({.path = path});
+    if (!opened.ok()) return opened.status();
+    store = std::move(*opened);
+    if (Status st = world.start(); !st.ok()) return st;
+    EngineOptions opts;
+    opts.manual = true;
+    opts.definitions = *defs;
+    auto e = Engine::open(opts, *store, bus, clock);
+    if (!e.ok()) return e.status();
+    engine = std::move(*e);
+    return Status::Ok();
+  }
+};
+
 class SagactlLog : public ::testing::Test {
  protected:
   void SetUp() override {
     db = testutil::temp_path("log.db");
-    auto defs = dsl::load_file(kSagaFile);
-    ASSERT_OK(defs);
-    auto store = SqliteStore::open({.path = db});
-    ASSERT_OK(store);
-    MemoryTransport bus;
-    testutil::OrderParticipants world(bus);
-    ASSERT_OK(world.start());
-    world.payment_down = true;  // one technical failure first, to get a retry in the log
-    FakeClock clock;
-    EngineOptions opts;
-    opts.manual = true;
-    opts.definitions = *defs;
-    auto engine = Engine::open(opts, **store, bus, clock);
-    ASSERT_OK(engine);
+    LiveLog log;
+    ASSERT_OK(log.open(db));
+    log.world.payment_down = true;  // one technical failure first, to get a retry in the log
+    Engine& engine = *log.engine;
     for (auto [id, decline] : {std::pair{"ok-1", false}, std::pair{"declined-2", true}})
-      (*engine)->start({.definition = "PlaceOrder",
-                        .saga_id = id,
-                        .input = nlohmann::json{{"decline", decline}}.dump()},
-                       [](auto) {});
+      engine.start({.definition = "PlaceOrder",
+                    .saga_id = id,
+                    .input = nlohmann::json{{"decline", decline}}.dump()},
+                   [](auto) {});
     auto observe = [&] {  // the engine's live states, to compare replays with
       for (const char* id : {"ok-1", "declined-2"}) {
-        auto s = (*engine)->state(id);
+        auto s = engine.state(id);
         ASSERT_OK(s);
         live[id][s->seq] = *s;
       }
     };
-    (*engine)->poll();
+    engine.poll();
     observe();
-    world.payment_down = false;
+    log.world.payment_down = false;
     for (int i = 0; i < 5; ++i) {
-      clock.advance(Duration(500));
-      (*engine)->poll();
+      log.clock.advance(Duration(500));
+      engine.poll();
       observe();
     }
-    (*engine)->close();
+    engine.close();
   }
   testutil::CommandOutcome sagactl(const std::string& args) {
     return testutil::run_command(std::string("'") + SAGACTL + "' " + args);
@@ -238,22 +253,11 @@ TEST_F(SagactlLog, ShowGraphDrawsThePathTheSagaTookWithItsCompensation) {
 // prints each new event as it is committed, then stops when the saga ends.
 TEST_F(SagactlLog, ShowFollowPrintsEventsAsTheyAreWrittenUntilTheSagaEnds) {
   const std::string live_db = testutil::temp_path("follow.db");
-  auto defs = dsl::load_file(kSagaFile);
-  ASSERT_OK(defs);
-  auto store = SqliteStore::open({.path = live_db});
-  ASSERT_OK(store);
-  MemoryTransport bus;
-  testutil::OrderParticipants world(bus);
-  ASSERT_OK(world.start());
-  world.payment_down = true;
-  FakeClock clock;
-  EngineOptions opts;
-  opts.manual = true;
-  opts.definitions = *defs;
-  auto engine = Engine::open(opts, **store, bus, clock);
-  ASSERT_OK(engine);
-  (*engine)->start({.definition = "PlaceOrder", .saga_id = "slow-1", .input = "{}"}, [](auto) {});
-  (*engine)->poll();  // the charge failed once; its retry waits for the clock
+  LiveLog log;
+  ASSERT_OK(log.open(live_db));
+  log.world.payment_down = true;
+  log.engine->start({.definition = "PlaceOrder", .saga_id = "slow-1", .input = "{}"}, [](auto) {});
+  log.engine->poll();  // the charge failed once; its retry waits for the clock
 
   const std::string out = testutil::temp_path("follow.out");
   testutil::ChildProcess follow({SAGACTL, "show", "slow-1", "--follow", "--db", live_db}, out);
@@ -264,17 +268,17 @@ TEST_F(SagactlLog, ShowFollowPrintsEventsAsTheyAreWrittenUntilTheSagaEnds) {
   EXPECT_TRUE(follow.running()) << "a running saga is followed, not printed once";
   EXPECT_THAT(testutil::read_file(out), ::testing::Not(HasSubstr("COMPLETED")));
 
-  world.payment_down = false;
+  log.world.payment_down = false;
   for (int i = 0; i < 5; ++i) {
-    clock.advance(Duration(500));
-    (*engine)->poll();
+    log.clock.advance(Duration(500));
+    log.engine->poll();
   }
   ASSERT_EQ(follow.wait(std::chrono::seconds(10)), 0) << testutil::read_file(out);
   const std::string text = testutil::read_file(out);
   EXPECT_THAT(text, HasSubstr("-> payment.ChargeCard attempt 2"));
   EXPECT_THAT(text, HasSubstr("== COMPLETED"));
   EXPECT_EQ(text.find("saga slow-1"), text.rfind("saga slow-1")) << "one header:\n" << text;
-  (*engine)->close();
+  log.engine->close();
 }
 
 }  // namespace
