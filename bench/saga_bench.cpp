@@ -333,6 +333,10 @@ int main(int argc, char** argv) {
   opts.definitions = {place_order()};
   opts.partitions = partitions;
   opts.max_batch = static_cast<size_t>(max_batch);
+  std::atomic<int64_t> commit_ns{0};
+  opts.on_commit = [&commit_ns](size_t, std::chrono::nanoseconds took) {
+    commit_ns += took.count();
+  };
   auto engine = Engine::open(opts, **store, *engine_bus, clock);
   if (!engine.ok()) {
     std::cerr << engine.status().to_string() << "\n";
@@ -429,6 +433,10 @@ int main(int argc, char** argv) {
       {"rss_mb", std::round(rss * 10) / 10},
       {"commits", m.commits},
       {"avg_batch", m.commits ? static_cast<double>(m.decisions_committed) / m.commits : 0},
+      // Time in store.commit (write and fsync) per commit, and per decision.
+      {"commit_ms", m.commits ? commit_ns.load() / 1e6 / m.commits : 0},
+      {"commit_us_per_decision",
+       m.decisions_committed ? commit_ns.load() / 1e3 / m.decisions_committed : 0},
       {"seconds", std::round(secs * 1000) / 1000},
       {"verified", ok}};
   std::cout << out.dump() << std::endl;

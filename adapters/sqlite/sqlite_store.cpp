@@ -273,6 +273,12 @@ struct SqliteStore::Impl {
   StmtPtr select_active, select_timers, select_outbox;
   StmtPtr select_events, select_summary, select_list, select_event_at, count_list;
   StmtPtr insert_definition, select_definition, select_definitions;
+  // A writer's second, read-only connection: reads (find, events, list) do not wait for a
+  // commit in progress, which WAL allows. Declared last: closed before the writer's.
+  std::unique_ptr<SqliteStore> reader;
+
+  // The connection reads go through.
+  SqliteStore::Impl& for_reads() { return reader ? *reader->impl_ : *this; }
 
   sqlite3* h() const { return db.get(); }
   Status error(int rc, std::string_view what) const { return sqlite_error(h(), rc, what); }
@@ -428,14 +434,13 @@ Status SqliteStore::Impl::prepare_all() {
        "INSERT OR IGNORE INTO events(saga_id, seq, type, step, attempt, compensation, at_ms, "
        "value, detail, data, trace, fingerprint) "
        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
-      // A stale snapshot (a batch committed again later) never overwrites a newer one.
+      // A stale snapshot (a batch committed again later) never overwrites a newer one. What a
+      // saga started with never changes: not setting it again spares saga_state_started.
       {&upsert_state,
        "INSERT INTO saga_state(saga_id, definition, version, status, input, reason, started_ms, "
        "updated_ms, events, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-       "ON CONFLICT(saga_id) DO UPDATE SET definition = excluded.definition, "
-       "version = excluded.version, status = excluded.status, input = excluded.input, "
-       "reason = excluded.reason, started_ms = excluded.started_ms, "
-       "updated_ms = excluded.updated_ms, events = excluded.events, "
+       "ON CONFLICT(saga_id) DO UPDATE SET status = excluded.status, "
+       "reason = excluded.reason, updated_ms = excluded.updated_ms, events = excluded.events, "
        "snapshot = excluded.snapshot WHERE excluded.events >= saga_state.events"},
       {&delete_timer, "DELETE FROM timers WHERE timer_id = ?1"},
       {&insert_timer,
@@ -494,6 +499,11 @@ Status SqliteStore::Impl::prepare_all() {
 }
 
 namespace {
+// No second connection can see such a database (":memory:", or a URI that may name one).
+bool in_memory(const std::string& path) {
+  return path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0;
+}
+
 bool needs_wal_recovery(sqlite3* db) {
   if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) ==
       SQLITE_OK)
@@ -544,6 +554,13 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
     if (Status st = impl->migrate(); !st.ok()) return st;
   }
   if (Status st = impl->prepare_all(); !st.ok()) return st;
+  if (!options.read_only && !in_memory(options.path)) {
+    SqliteOptions ro = options;
+    ro.read_only = true;
+    auto reader = SqliteStore::open(ro);
+    if (!reader.ok()) return reader.status();
+    impl->reader = std::move(reader).value();
+  }
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
@@ -729,10 +746,11 @@ Result<Recovery> SqliteStore::recover() {
 }
 
 Result<std::vector<Event>> SqliteStore::events(const std::string& saga_id) {
-  std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* stmt = impl_->select_events.get();
+  Impl& r = impl_->for_reads();
+  std::lock_guard lock(r.mu);
+  sqlite3_stmt* stmt = r.select_events.get();
   std::vector<Event> out;
-  Status st = impl_->rows(stmt, Bind(stmt).text(saga_id), "read events", [&](sqlite3_stmt* s) {
+  Status st = r.rows(stmt, Bind(stmt).text(saga_id), "read events", [&](sqlite3_stmt* s) {
     Event e;
     e.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 0));
     const std::string type = column_text(s, 1);
@@ -757,10 +775,11 @@ Result<std::vector<Event>> SqliteStore::events(const std::string& saga_id) {
 }
 
 Result<std::optional<SagaSummary>> SqliteStore::find(const std::string& saga_id) {
-  std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* stmt = impl_->select_summary.get();
+  Impl& r = impl_->for_reads();
+  std::lock_guard lock(r.mu);
+  sqlite3_stmt* stmt = r.select_summary.get();
   std::optional<SagaSummary> out;
-  Status st = impl_->rows(stmt, Bind(stmt).text(saga_id), "find saga", [&](sqlite3_stmt* s) {
+  Status st = r.rows(stmt, Bind(stmt).text(saga_id), "find saga", [&](sqlite3_stmt* s) {
     out.emplace();
     return read_summary(s, &*out);
   });
@@ -789,8 +808,9 @@ void bind_time(Bind& b, const std::optional<TimePoint>& t) {
 }  // namespace
 
 Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
-  std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* stmt = impl_->select_list.get();
+  Impl& r = impl_->for_reads();
+  std::lock_guard lock(r.mu);
+  sqlite3_stmt* stmt = r.select_list.get();
   Bind b(stmt);
   bind_filter(b, filter);
   const auto max = static_cast<size_t>(std::numeric_limits<int64_t>::max());
@@ -800,20 +820,21 @@ Result<std::vector<SagaSummary>> SqliteStore::list(const ListFilter& filter) {
   static const std::string kNone;
   b.text(filter.after ? filter.after->second : kNone);  // bound without a copy: must outlive
   std::vector<SagaSummary> out;
-  Status st = impl_->rows(stmt, b, "list sagas",
-                          [&](sqlite3_stmt* s) { return read_summary(s, &out.emplace_back()); });
+  Status st = r.rows(stmt, b, "list sagas",
+                     [&](sqlite3_stmt* s) { return read_summary(s, &out.emplace_back()); });
   if (!st.ok()) return st;
   return out;
 }
 
 Result<uint64_t> SqliteStore::count(const ListFilter& filter) {
-  std::lock_guard lock(impl_->mu);
-  sqlite3_stmt* stmt = impl_->count_list.get();
+  Impl& r = impl_->for_reads();
+  std::lock_guard lock(r.mu);
+  sqlite3_stmt* stmt = r.count_list.get();
   Bind b(stmt);
   bind_filter(b, filter);
   bind_time(b, filter.updated_since);
   uint64_t n = 0;
-  Status st = impl_->rows(stmt, b, "count sagas", [&](sqlite3_stmt* s) {
+  Status st = r.rows(stmt, b, "count sagas", [&](sqlite3_stmt* s) {
     n = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
     return Status::Ok();
   });
@@ -829,25 +850,26 @@ DefinitionRecord read_definition(sqlite3_stmt* s) {
 }  // namespace
 
 Result<std::optional<DefinitionRecord>> SqliteStore::definition(const std::string& fingerprint) {
-  std::lock_guard lock(impl_->mu);
+  Impl& r = impl_->for_reads();
+  std::lock_guard lock(r.mu);
   std::optional<DefinitionRecord> out;
-  sqlite3_stmt* stmt = impl_->select_definition.get();
+  sqlite3_stmt* stmt = r.select_definition.get();
   if (stmt == nullptr) return out;  // a log older than recorded definitions
-  Status st =
-      impl_->rows(stmt, Bind(stmt).text(fingerprint), "read definition", [&](sqlite3_stmt* s) {
-        out = read_definition(s);
-        return Status::Ok();
-      });
+  Status st = r.rows(stmt, Bind(stmt).text(fingerprint), "read definition", [&](sqlite3_stmt* s) {
+    out = read_definition(s);
+    return Status::Ok();
+  });
   if (!st.ok()) return st;
   return out;
 }
 
 Result<std::vector<DefinitionRecord>> SqliteStore::definitions() {
-  std::lock_guard lock(impl_->mu);
+  Impl& r = impl_->for_reads();
+  std::lock_guard lock(r.mu);
   std::vector<DefinitionRecord> out;
-  sqlite3_stmt* stmt = impl_->select_definitions.get();
+  sqlite3_stmt* stmt = r.select_definitions.get();
   if (stmt == nullptr) return out;
-  Status st = impl_->rows(stmt, Bind(stmt), "read definitions", [&](sqlite3_stmt* s) {
+  Status st = r.rows(stmt, Bind(stmt), "read definitions", [&](sqlite3_stmt* s) {
     out.push_back(read_definition(s));
     return Status::Ok();
   });

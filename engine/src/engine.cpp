@@ -2,10 +2,10 @@
 //
 //   transport thread ──reply──┐
 //   clock thread ────timer────┼─> post ─> partition strand: decide() ─> batch
-//   caller ──────────start────┘                                          │ flush (when idle,
-//                                                                        v  or batch is full)
-//                               send commands <── arm timers <── store.commit(batch)
-//                                     │
+//   caller ──────────start────┘                                          │ hand over (when idle,
+//                                                                        v  half, or full)
+//   send commands <── arm timers <── partition strand <── committer thread: store.commit(batch)
+//         │                          (the next batch gathers while this one commits)
 //   transport thread ──ack────> post ─┘ (acked outbox rows are deleted in the next commit)
 #include "saga/engine.hpp"
 
@@ -16,8 +16,10 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <atomic>
+#include <condition_variable>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -43,6 +45,58 @@ struct Counters {
   std::atomic<uint64_t> commands_sent{0}, send_failures{0};
   std::atomic<int64_t> active{0}, backlog{0};
   std::atomic<int64_t> failing{0};  // partitions whose last commit failed
+};
+
+// Runs a partition's commits off its thread, one at a time, so that the partition decides the
+// next batch while this one is written and fsynced.
+class Committer {
+ public:
+  Committer() : thread_([this] { run(); }) {}
+  ~Committer() { stop(); }
+
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard l(mu_);
+      job_ = std::move(job);
+    }
+    cv_.notify_all();
+  }
+  // Returns once the job submitted last has run.
+  void wait_idle() {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [this] { return !job_ && !busy_; });
+  }
+  // Runs the job still queued, then ends the thread.
+  void stop() {
+    {
+      std::lock_guard l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock l(mu_);
+    for (;;) {
+      cv_.wait(l, [this] { return job_ || stopping_; });
+      if (!job_) return;
+      auto job = std::exchange(job_, nullptr);
+      busy_ = true;
+      l.unlock();
+      job();
+      l.lock();
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> job_;
+  bool busy_ = false, stopping_ = false;
+  std::thread thread_;  // last: starts once the rest is constructed
 };
 
 }  // namespace
@@ -136,6 +190,22 @@ struct Partition : std::enable_shared_from_this<Partition> {
   };
   std::unordered_map<std::string, Unacked> unacked;  // command id -> message in flight
 
+  // A batch handed to the store, and what to do once it is committed.
+  struct Commit {
+    WriteBatch batch;
+    std::vector<Command> sends;
+    std::vector<Timer> arms;
+    std::vector<std::string> cancels, finished;
+    std::vector<std::function<void(Status)>> callbacks;
+    std::vector<Ack> acks;
+    Status status;  // set by the committer
+    std::chrono::steady_clock::duration took{};
+  };
+  // The commit the committer runs now (one at a time: a batch's decisions may follow from the
+  // previous batch's), and the committer; none in manual mode, where commits run inline.
+  std::shared_ptr<Commit> in_flight;
+  std::unique_ptr<Committer> committer;
+
   // The batch being gathered and what to do once it is committed.
   WriteBatch batch;
   std::vector<Command> to_send;
@@ -175,7 +245,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       } else {  // running, or finished but not committed yet: answered by finish()
         // Accepted once nothing of this partition waits to be committed (its start may).
         if (req.on_accepted) {
-          if (batch.empty() && write_error.ok()) {
+          if (batch.empty() && !in_flight && write_error.ok()) {
             req.on_accepted(Status::Ok());
           } else {
             after_commit.push_back(std::move(req.on_accepted));
@@ -332,7 +402,11 @@ struct Partition : std::enable_shared_from_this<Partition> {
 
   void schedule_flush() {
     if (!write_error.ok()) return;  // the pending retry commits everything gathered by then
-    if (batch.sagas.size() >= impl.opts.max_batch) {
+    if (in_flight) return;          // its completion hands this batch over
+    // With a committer idle and half of the partition's sagas in this batch, commit it now: the
+    // other half gathers meanwhile, and the two groups alternate.
+    if (batch.sagas.size() >= impl.opts.max_batch ||
+        (committer && batch.sagas.size() * 2 >= sagas.size())) {
       flush();
       return;
     }
@@ -349,15 +423,75 @@ struct Partition : std::enable_shared_from_this<Partition> {
   }
 
   // ---- commit, then act ----
+  // Moves the gathered batch, and what to do once it is committed, into a Commit.
+  std::shared_ptr<Commit> take_batch() {
+    auto c = std::make_shared<Commit>();
+    c->batch = std::exchange(batch, {});
+    c->sends = std::exchange(to_send, {});
+    c->arms = std::exchange(to_arm, {});
+    c->cancels = std::exchange(to_cancel, {});
+    c->finished = std::exchange(finished, {});
+    c->callbacks = std::exchange(after_commit, {});
+    c->acks = std::exchange(acks, {});
+    return c;
+  }
+
+  // A commit that failed goes back in front of what was gathered since: its decisions come
+  // first, and nothing of it has been acted on.
+  void restore(Commit& c) {
+    auto front = [](auto& to, auto& from) {
+      from.insert(from.end(), std::make_move_iterator(to.begin()),
+                  std::make_move_iterator(to.end()));
+      to = std::move(from);
+    };
+    front(batch.sagas, c.batch.sagas);
+    front(batch.definitions, c.batch.definitions);
+    front(batch.sent, c.batch.sent);
+    front(to_send, c.sends);
+    front(to_arm, c.arms);
+    front(to_cancel, c.cancels);
+    front(finished, c.finished);
+    front(after_commit, c.callbacks);
+    front(acks, c.acks);
+  }
+
+  static void run_commit(EventStore& store, Commit& c) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c.status = store.commit(c.batch);
+    c.took = std::chrono::steady_clock::now() - t0;
+  }
+
   void flush() {
     flush_scheduled = false;
-    if (batch.empty() || draining) return;
-    const auto t0 = impl.opts.on_commit ? std::chrono::steady_clock::now()
-                                        : std::chrono::steady_clock::time_point{};
-    Status st = impl.store.commit(batch);
-    if (st.ok() && impl.opts.on_commit)
-      impl.opts.on_commit(batch.sagas.size(), std::chrono::steady_clock::now() - t0);
-    if (!st.ok()) {
+    if (batch.empty() || draining || in_flight) return;
+    auto c = take_batch();
+    if (!committer) {
+      run_commit(impl.store, *c);
+      complete(std::move(c));
+      return;
+    }
+    in_flight = c;
+    committer->submit([this, c] {
+      run_commit(impl.store, *c);
+      post([this, c] {
+        if (in_flight != c) return;  // completed by flush_now()
+        in_flight.reset();
+        complete(c);
+      });
+    });
+  }
+
+  void complete(std::shared_ptr<Commit> c) {
+    if (draining) {  // destroyed without close(): answer, act on nothing
+      if (c->status.ok())
+        for (const Ack& ack : c->acks) ack();
+      for (auto& cb : c->callbacks)
+        cb(c->status.ok() ? Status::Ok() : Status::Unavailable("engine destroyed"));
+      return;
+    }
+    if (!c->status.ok()) {
+      const Status st = c->status;
+      restore(*c);
       impl.counters.commit_failures++;
       if (failed_in_a_row++ == 0) {  // once per outage, not once per retry
         impl.counters.failing++;
@@ -368,7 +502,6 @@ struct Partition : std::enable_shared_from_this<Partition> {
       }
       write_error = st;
       // Keep everything; new decisions join this batch. Nothing leaves before the commit.
-      flush_scheduled = true;
       if (retry_pending) return;  // one retry timer, however many inputs arrive meanwhile
       retry_pending = true;
       std::weak_ptr<Partition> weak = weak_from_this();
@@ -381,20 +514,44 @@ struct Partition : std::enable_shared_from_this<Partition> {
       });
       return;
     }
-    committed();
+    if (impl.opts.on_commit)
+      impl.opts.on_commit(c->batch.sagas.size(),
+                          std::chrono::duration_cast<std::chrono::nanoseconds>(c->took));
+    // What was gathered meanwhile goes to the committer before this commit's replies come
+    // back, so that two groups of sagas alternate instead of all waiting on one commit.
+    if (!batch.empty()) {
+      flush();
+    } else {
+      // Accepted while the commit ran, with nothing of their own to commit.
+      for (auto& cb : std::exchange(after_commit, {})) c->callbacks.push_back(std::move(cb));
+    }
+    committed(*c);
   }
 
   // close(): commit what is pending now, retrying a failed commit a few times.
   Status flush_now() {
     Status st;
+    if (auto c = std::exchange(in_flight, nullptr)) {
+      committer->wait_idle();
+      st = c->status;
+      if (st.ok()) {
+        committed(*c);
+      } else {
+        impl.counters.commit_failures++;
+        restore(*c);
+      }
+    }
     for (int attempt = 0; attempt < 10 && !batch.empty(); ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(impl.opts.resend_delay);
-      st = impl.store.commit(batch);
+      auto c = take_batch();
+      run_commit(impl.store, *c);
+      st = c->status;
       if (st.ok()) {
-        committed();
+        committed(*c);
         return st;
       }
       impl.counters.commit_failures++;
+      restore(*c);
     }
     if (!st.ok())
       impl.log("close: " + std::to_string(batch.sagas.size()) +
@@ -402,8 +559,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
     return st;
   }
 
-  // After a successful commit of `batch`: timers, sends, callbacks.
-  void committed() {
+  // After a successful commit: timers, sends, callbacks.
+  void committed(Commit& c) {
     if (failed_in_a_row > 0) {
       impl.log("the saga log is writable again after " + std::to_string(failed_in_a_row) +
                " failed commits");
@@ -412,30 +569,23 @@ struct Partition : std::enable_shared_from_this<Partition> {
       write_error = Status::Ok();
     }
     impl.counters.commits++;
-    impl.counters.decisions += batch.sagas.size();
-    for (const auto& w : batch.sagas) impl.counters.events_written += w.events.size();
-    WriteBatch done_batch;
-    std::swap(done_batch, batch);
+    impl.counters.decisions += c.batch.sagas.size();
+    for (const auto& w : c.batch.sagas) impl.counters.events_written += w.events.size();
     if (impl.opts.on_event)
-      for (const SagaWrite& w : done_batch.sagas)
+      for (const SagaWrite& w : c.batch.sagas)
         for (const Event& e : w.events) impl.opts.on_event(w.state, e);
-    auto sends = std::exchange(to_send, {});
-    auto arms = std::exchange(to_arm, {});
-    auto cancels = std::exchange(to_cancel, {});
-    auto fin = std::exchange(finished, {});
-    auto callbacks = std::exchange(after_commit, {});
-    for (const Ack& ack : std::exchange(acks, {})) ack();
+    for (const Ack& ack : c.acks) ack();
 
-    for (const auto& id : cancels) {
+    for (const auto& id : c.cancels) {
       if (auto it = armed.find(id); it != armed.end()) {
         impl.clock.cancel(it->second);
         armed.erase(it);
       }
     }
-    for (const auto& t : arms) arm(t);
-    for (auto& c : sends) send(to_message(c));
-    for (const auto& id : fin) finish(id);
-    for (auto& cb : callbacks) cb(Status::Ok());
+    for (const auto& t : c.arms) arm(t);
+    for (auto& cmd : c.sends) send(to_message(cmd));
+    for (const auto& id : c.finished) finish(id);
+    for (auto& cb : c.callbacks) cb(Status::Ok());
   }
 
   // close() or destruction: every caller still waiting gets an answer.
@@ -592,6 +742,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     work.reset();
     io.stop();
     if (thread.joinable()) thread.join();
+    if (committer) committer->stop();  // a commit it runs ends; its completion stays queued
   }
 
   // After stop_thread() of an engine destroyed without close(): runs what was queued so that
@@ -730,6 +881,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
   if (!im.opts.manual) {
     for (auto& p : im.parts) {
       p->work.emplace(asio::make_work_guard(p->io));
+      p->committer = std::make_unique<Committer>();
       p->thread = std::thread([p = p.get()] {
         tl_partition = p;
         p->io.run();

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -417,6 +418,53 @@ TEST(SqliteStore, CommitBlockedByAnotherWriterIsRetriableAndWritesNothing) {
   ASSERT_OK(rec);
   EXPECT_EQ(rec->outbox.size(), 2u);
   EXPECT_EQ(rec->timers.size(), 2u);
+}
+
+// The engine commits on one thread while its partition looks sagas up on another: reads go
+// through a second connection and never wait behind a commit.
+TEST(SqliteStore, ReadsDoNotWaitForACommitInProgressAndSeeItOnceDone) {
+  const std::string path = temp_path("store.db");
+  SqliteOptions options = options_for(path);
+  options.busy_timeout_ms = 5000;
+  auto store = open_store(options);
+  ASSERT_NE(store, nullptr);
+  WriteBatch before;
+  before.sagas = {write_of("a", 1, 2)};
+  ASSERT_OK(store->commit(before));
+
+  RawDb other(path);
+  other.exec("BEGIN IMMEDIATE");  // the commit below waits for this lock, holding the store
+  std::atomic<bool> done{false};
+  Status committed;
+  std::thread writer([&] {
+    WriteBatch batch;
+    batch.sagas = {write_of("b", 1, 1)};
+    committed = store->commit(batch);
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_FALSE(done.load());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto a = store->find("a");
+  auto events = store->events("a");
+  auto b = store->find("b");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_FALSE(done.load());  // answered while the commit still waits
+  EXPECT_LT(took, std::chrono::seconds(2));
+  ASSERT_OK(a);
+  EXPECT_TRUE(a->has_value());
+  ASSERT_OK(events);
+  EXPECT_EQ(events->size(), 2u);
+  ASSERT_OK(b);
+  EXPECT_FALSE(b->has_value());
+
+  other.exec("ROLLBACK");
+  writer.join();
+  ASSERT_OK(committed);
+  b = store->find("b");
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->has_value());
+  EXPECT_EQ(store->events("b")->size(), 1u);
 }
 
 TEST(SqliteStore, CommitFailingHalfwayRollsBackTheWholeBatch) {
