@@ -55,6 +55,23 @@ class ViewBuf : public std::streambuf {
   size_t remaining() const { return static_cast<size_t>(egptr() - gptr()); }
 };
 
+// Appends to a string: a snapshot is encoded per decision, and an ostringstream (locale and
+// all) cost as much to build as the encoding itself.
+class StringOut : public std::streambuf {
+ public:
+  std::string bytes;
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) bytes.push_back(static_cast<char>(c));
+    return traits_type::not_eof(c);
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    bytes.append(s, static_cast<size_t>(n));
+    return n;
+  }
+};
+
 struct Decoder {
   ViewBuf& buf;
   InArchive& ar;
@@ -133,7 +150,11 @@ bool decode_fields(Decoder& d, SagaState* s) {
 }  // namespace
 
 std::string encode_snapshot(const SagaState& s) {
-  std::ostringstream os(std::ios::binary);
+  thread_local StringOut buf;
+  thread_local std::ostream os(&buf);
+  buf.bytes.clear();
+  buf.bytes.reserve(256 + s.input.size() + s.context.size());
+  os.clear();
   os.put(static_cast<char>(kSnapshotFormat));
   {
     OutArchive ar(os);
@@ -157,7 +178,7 @@ std::string encode_snapshot(const SagaState& s) {
     put_string(ar, s.failure);
     put_string(ar, s.fingerprint);
   }
-  return std::move(os).str();
+  return std::move(buf.bytes);
 }
 
 Result<SagaState> decode_snapshot(const std::string& bytes) {
@@ -269,7 +290,8 @@ struct SqliteStore::Impl {
   std::mutex mu;
 
   StmtPtr begin, commit, rollback;
-  StmtPtr insert_event, upsert_state, delete_timer, insert_timer, insert_outbox, delete_outbox;
+  StmtPtr insert_event, insert_state, update_state, delete_timer, insert_timer, insert_outbox,
+      delete_outbox;
   StmtPtr select_active, select_timers, select_outbox;
   StmtPtr select_events, select_summary, select_list, select_event_at, count_list;
   StmtPtr insert_definition, select_definition, select_definitions;
@@ -434,14 +456,16 @@ Status SqliteStore::Impl::prepare_all() {
        "INSERT OR IGNORE INTO events(saga_id, seq, type, step, attempt, compensation, at_ms, "
        "value, detail, data, trace, fingerprint) "
        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
-      // A stale snapshot (a batch committed again later) never overwrites a newer one. What a
-      // saga started with never changes: not setting it again spares saga_state_started.
-      {&upsert_state,
-       "INSERT INTO saga_state(saga_id, definition, version, status, input, reason, started_ms, "
-       "updated_ms, events, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-       "ON CONFLICT(saga_id) DO UPDATE SET status = excluded.status, "
-       "reason = excluded.reason, updated_ms = excluded.updated_ms, events = excluded.events, "
-       "snapshot = excluded.snapshot WHERE excluded.events >= saga_state.events"},
+      // A saga's first write inserts its row, later ones update what changes (a plain UPDATE:
+      // an upsert first tries the insert). A stale snapshot (a batch committed again later)
+      // never overwrites a newer one.
+      {&insert_state,
+       "INSERT OR IGNORE INTO saga_state(saga_id, definition, version, status, input, reason, "
+       "started_ms, updated_ms, events, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+       "?10)"},
+      {&update_state,
+       "UPDATE saga_state SET status = ?2, reason = ?3, updated_ms = ?4, events = ?5, "
+       "snapshot = ?6 WHERE saga_id = ?1 AND events <= ?5"},
       {&delete_timer, "DELETE FROM timers WHERE timer_id = ?1"},
       {&insert_timer,
        "INSERT OR REPLACE INTO timers(timer_id, saga_id, due_ms, kind, step, attempt, "
@@ -617,16 +641,28 @@ Status SqliteStore::Impl::write_saga(const SagaWrite& w) {
 
   const SagaState& s = w.state;
   const std::string snapshot = is_terminal(s.status) ? std::string() : encode_snapshot(s);
-  {
-    Bind b(upsert_state.get());
+  auto bind_snapshot = [&](Bind& b) -> Bind& {
+    if (is_terminal(s.status)) return b.null();
+    return b.blob(snapshot);
+  };
+  auto insert = [&]() {
+    Bind b(insert_state.get());
     b.text(id).text(s.definition).i64(s.version).text(status_name(s.status)).text(s.input);
     b.text(s.reason).i64(to_ms(s.started_at)).i64(to_ms(s.updated_at)).i64(s.seq);
-    if (is_terminal(s.status)) {
-      b.null();
-    } else {
-      b.blob(snapshot);
-    }
-    if (Status st = run(upsert_state.get(), b, "upsert saga_state"); !st.ok()) return st;
+    bind_snapshot(b);
+    return run(insert_state.get(), b, "insert saga_state");
+  };
+  auto update = [&]() {
+    Bind b(update_state.get());
+    b.text(id).text(status_name(s.status)).text(s.reason).i64(to_ms(s.updated_at)).i64(s.seq);
+    bind_snapshot(b);
+    return run(update_state.get(), b, "update saga_state");
+  };
+  // Either finds the row missing or present; the other one settles it (a batch committed again).
+  const bool first = !w.events.empty() && w.events.front().seq == 1;
+  if (Status st = first ? insert() : update(); !st.ok()) return st;
+  if (sqlite3_changes(h()) == 0) {
+    if (Status st = first ? update() : insert(); !st.ok()) return st;
   }
 
   for (const std::string& t : w.cancel_timers) {
