@@ -59,6 +59,9 @@ json event_json(const std::string& saga_id, const Event& e, const Definition* de
   if (e.attempt) j["attempt"] = e.attempt;
   if (e.compensation) j["compensation"] = true;
   if (e.value) j["value"] = e.value;
+  if (const char* outcome = event_outcome(e)) j["outcome"] = outcome;
+  if ((e.type == EventType::kStepFailed || e.type == EventType::kStepTimedOut) && e.final())
+    j["final"] = true;
   if (!e.detail.empty()) j["detail"] = e.detail;
   if (!e.data.empty()) j["data"] = data_value(e.data);
   if (!e.trace.empty()) j["trace"] = e.trace;

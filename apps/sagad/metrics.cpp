@@ -59,22 +59,8 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
   using saga::EventType;
   const bool dispatch =
       e.type == EventType::kStepDispatched || e.type == EventType::kCompensationDispatched;
-  const char* outcome = nullptr;
-  switch (e.type) {
-    case EventType::kStepSucceeded:
-    case EventType::kCompensationSucceeded:
-      outcome = "ok";
-      break;
-    case EventType::kStepFailed:
-    case EventType::kCompensationFailed:
-      outcome = "failed";
-      break;
-    case EventType::kStepTimedOut:
-      outcome = "timed_out";
-      break;
-    default:
-      break;
-  }
+  // A command that could not be sent has no latency to record.
+  const char* outcome = e.type == EventType::kCommandNotSent ? nullptr : saga::event_outcome(e);
   if (e.type == EventType::kSagaStarted) {  // committed: a repeated start adds no event
     started_->Add({{"type", s.definition}}).Increment();
     return;

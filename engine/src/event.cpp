@@ -45,6 +45,24 @@ bool parse_event_name(const std::string& name, EventType* out) {
   return false;
 }
 
+const char* event_outcome(const Event& e) {
+  switch (e.type) {
+    case EventType::kStepSucceeded:
+    case EventType::kCompensationSucceeded:
+      return "ok";
+    case EventType::kStepFailed:
+      return e.rejected() ? "rejected" : "failed";
+    case EventType::kCompensationFailed:
+      return "failed";
+    case EventType::kStepTimedOut:
+      return "timed_out";
+    case EventType::kCommandNotSent:
+      return "not_sent";
+    default:
+      return nullptr;
+  }
+}
+
 bool parse_status_name(std::string_view name, SagaStatus* out) {
   for (int i = 0; i <= static_cast<int>(SagaStatus::kAborted); ++i) {
     if (name == status_name(static_cast<SagaStatus>(i))) {

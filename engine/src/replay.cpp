@@ -6,9 +6,16 @@ namespace saga {
 
 namespace {
 
+// A StepFailed recorded before Event::kRejected existed matches its re-run with the bit set.
+bool same_value(const Event& a, const Event& b) {
+  if (a.value == b.value) return true;
+  return a.type == EventType::kStepFailed && !b.rejected() &&
+         (a.value & ~Event::kRejected) == b.value;
+}
+
 bool same(const Event& a, const Event& b) {
   return a.type == b.type && a.seq == b.seq && a.step == b.step && a.attempt == b.attempt &&
-         a.compensation == b.compensation && a.value == b.value && a.detail == b.detail &&
+         a.compensation == b.compensation && same_value(a, b) && a.detail == b.detail &&
          a.data == b.data && a.trace == b.trace && a.at == b.at &&
          (b.fingerprint.empty() || a.fingerprint == b.fingerprint);  // b: recorded
 }

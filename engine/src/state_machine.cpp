@@ -165,7 +165,7 @@ class Decider {
       e.type = timeout ? EventType::kStepTimedOut : EventType::kStepFailed;
       e.step = i;
       e.attempt = attempt;
-      e.value = final ? 1 : 0;
+      e.value = (final ? Event::kFinal : 0) | (business ? Event::kRejected : 0);
       e.detail = reason;
       if (final) e.data = "step '" + sd.name + "' failed: " + reason;
       emit(std::move(e));
@@ -388,7 +388,7 @@ void apply(SagaState& s, const Event& e) {
       p.phase = StepPhase::kFailed;
       p.error = e.detail;
       if (e.type == EventType::kStepTimedOut) p.maybe_applied = true;
-      if (e.value == 1) {
+      if (e.final()) {
         // Final failure: compensation begins; retries still pending elsewhere are abandoned.
         // The first failure is the saga's reason; a sibling settling later does not replace it.
         if (s.status != SagaStatus::kCompensating) {

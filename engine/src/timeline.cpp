@@ -119,7 +119,9 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
                (e.data.empty() || e.data == "{}" ? "" : "  adds " + e.data);
         break;
       case EventType::kStepFailed:
-        what = paint(e.value ? kRed : kYellow, e.value ? "<- failed for good" : "<- failed") +
+        what = paint(e.final() || e.rejected() ? kRed : kYellow, e.rejected() ? "<- rejected"
+                                                                 : e.final()  ? "<- failed for good"
+                                                                              : "<- failed") +
                took(e, attempt_of[e.step]) + ": " + e.detail;
         break;
       case EventType::kStepTimedOut:
@@ -251,8 +253,11 @@ std::string format_path(const std::string& saga_id, const std::vector<Event>& ev
         ended(leg(e.step, false), e, kGreen, "ok");
         break;
       case EventType::kStepFailed:
-        ended(leg(e.step, false), e, e.value ? kRed : kYellow,
-              (e.value ? "failed for good: " : "failed: ") + e.detail);
+        ended(leg(e.step, false), e, e.final() || e.rejected() ? kRed : kYellow,
+              (e.rejected() ? "rejected: "
+               : e.final()  ? "failed for good: "
+                            : "failed: ") +
+                  e.detail);
         break;
       case EventType::kStepTimedOut:
         ended(leg(e.step, e.compensation), e, kYellow,

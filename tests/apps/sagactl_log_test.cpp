@@ -108,6 +108,7 @@ TEST_F(SagactlLog, ShowNamesStepsFromTheLogAloneWithNumberedEventsAndOutcomes) {
   EXPECT_THAT(r.out,
               HasSubstr("-> inventory.ReserveItems attempt 1  [declined-2/reserve_inventory/a1]"));
   EXPECT_THAT(r.out, HasSubstr("retry attempt 2"));
+  EXPECT_THAT(r.out, HasSubstr("<- rejected in "));  // the decline, told from the failure
   EXPECT_THAT(r.out, HasSubstr("<< compensate: inventory.ReleaseReservation"));
   EXPECT_THAT(r.out, HasSubstr("== COMPENSATED"));
   EXPECT_THAT(r.out, HasSubstr("\n  1   "));  // numbered
@@ -125,7 +126,9 @@ TEST_F(SagactlLog, ShowJsonAndExportNameEveryEventsStepAndCommand) {
   EXPECT_EQ(j["status"], "compensated");
   EXPECT_EQ(j["type"], "PlaceOrder");
   bool released = false;
+  std::vector<std::string> outcomes;
   for (const auto& e : j["events"]) {
+    if (e.contains("outcome")) outcomes.push_back(e["outcome"]);
     if (e["type"] == "CompensationDispatched") {
       EXPECT_EQ(e["step_name"], "reserve_inventory");
       EXPECT_EQ(e["command"], "inventory.ReleaseReservation");
@@ -134,6 +137,8 @@ TEST_F(SagactlLog, ShowJsonAndExportNameEveryEventsStepAndCommand) {
     }
   }
   EXPECT_TRUE(released) << r.out;
+  // reserve ok; charge failed (technical), then rejected (the decline); release ok
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"ok", "failed", "rejected", "ok"})) << r.out;
   auto x = sagactl("export declined-2 --db " + db);
   ASSERT_EQ(x.exit_code, 0) << x.err;
   size_t lines = 0;
@@ -242,7 +247,7 @@ TEST_F(SagactlLog, ShowGraphDrawsThePathTheSagaTookWithItsCompensation) {
   ASSERT_NE(release, std::string::npos) << out;
   EXPECT_LT(reserve, charge);
   EXPECT_LT(charge, release);
-  EXPECT_THAT(out, HasSubstr("failed for good: card declined"));
+  EXPECT_THAT(out, HasSubstr("rejected: card declined"));
   EXPECT_THAT(out, HasSubstr("(2 attempts"));  // the technical failure before the decline
   EXPECT_THAT(out, HasSubstr("== compensated"));
   EXPECT_THAT(out, HasSubstr("not reached: confirm_order"));

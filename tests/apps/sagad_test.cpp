@@ -280,7 +280,9 @@ TEST_F(Sagad, MutatingEndpointsNeedTheBearerTokenWhichIsNeverPrinted) {
   EXPECT_EQ(client->Get("/sagas/t-1")->status, 200);  // reading needs no token
   // The token is checked before a body is read: a large body without it gets 401, not 413.
   auto big = client->Post("/sagas", std::string(3 << 20, ' '), "application/json");
-  if (big) EXPECT_EQ(big->status, 401);  // or the connection was cut while we wrote
+  if (big) {
+    EXPECT_EQ(big->status, 401);  // or the connection was cut while we wrote
+  }
   // Nobody else can listen on its port beside it (no SO_REUSEPORT).
   auto twin = testutil::run_command(std::string(SAGAD) + " --definitions " + dir + "/defs --db " +
                                     dir + "/twin.db --http 127.0.0.1:" + std::to_string(port));
@@ -484,7 +486,9 @@ TEST_F(Sagad, ReadmeWalkthroughCompensatedAndStuckShipOrderRetriedAfterTheFix) {
   const std::string ctl = std::string(SAGACTL);
   auto graph = testutil::run_command(ctl + " show ship-2 --graph --db " + db);
   EXPECT_THAT(graph.out, HasSubstr("<- pick_items       inventory.ReturnItems  compensated"));
+  EXPECT_THAT(graph.out, HasSubstr("orders.HandToCourier   rejected: no courier serves region"));
   auto show = testutil::run_command(ctl + " show ship-3 --db " + db);
+  EXPECT_THAT(show.out, HasSubstr("<- rejected in "));
   EXPECT_THAT(show.out, HasSubstr("now: stuck"));
   // The fix is in the participant's own data; then the operator retries through sagad.
   const std::string parts = db + ".participants";

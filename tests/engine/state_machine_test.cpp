@@ -200,7 +200,21 @@ TEST(StateMachine, BusinessRejectionIsNotRetried) {
   sim.reply("s1/reserve_inventory/a1");
   auto d = sim.reply("s1/charge_payment/a1", kRejected, "{}", "card declined");
   for (const Event& e : d.events) EXPECT_NE(e.type, EventType::kRetryScheduled);
-  EXPECT_EQ(d.events[0].value, 1);  // final
+  ASSERT_EQ(d.events[0].type, EventType::kStepFailed);
+  EXPECT_TRUE(d.events[0].final());
+  EXPECT_TRUE(d.events[0].rejected());  // the log tells a rejection from a technical failure
+  EXPECT_STREQ(event_outcome(d.events[0]), "rejected");
+}
+
+TEST(StateMachine, TechnicalFailureIsRecordedAsFailedNotRejected) {
+  Sim sim(place_order_definition());
+  sim.start();
+  sim.reply("s1/reserve_inventory/a1");
+  auto d = sim.reply("s1/charge_payment/a1", kFailed, "{}", "timeout talking to the bank");
+  ASSERT_EQ(d.events[0].type, EventType::kStepFailed);
+  EXPECT_FALSE(d.events[0].final());
+  EXPECT_FALSE(d.events[0].rejected());
+  EXPECT_STREQ(event_outcome(d.events[0]), "failed");
 }
 
 TEST(StateMachine, TimedOutStepIsTreatedAsAppliedAndCompensated) {
@@ -528,6 +542,30 @@ TEST(Replay, DeterminismCheckSaysSoWhenTheDefinitionChangedUnderItsVersion) {
   std::vector<Event> older = sim.log;  // a log written before fingerprints were recorded
   older[0].fingerprint.clear();
   EXPECT_OK(check_determinism(sim.def, "s1", older));
+}
+
+TEST(Replay, LogWrittenBeforeRejectionsWereMarkedReplaysAndPassesTheCheck) {
+  Sim sim(place_order_definition());
+  sim.start();
+  sim.reply("s1/reserve_inventory/a1");
+  sim.reply("s1/charge_payment/a1", kRejected, "{}", "card declined");
+  sim.reply("s1/reserve_inventory/c1");
+  ASSERT_EQ(sim.state.status, SagaStatus::kCompensated);
+  std::vector<Event> older = sim.log;  // as an older build wrote it: 1 for a final rejection
+  int marked = 0;
+  for (Event& e : older) {
+    if (!e.rejected()) continue;
+    e.value &= ~Event::kRejected;
+    ++marked;
+  }
+  ASSERT_EQ(marked, 1);
+  EXPECT_OK(check_determinism(sim.def, "s1", older));
+  EXPECT_EQ(replay("s1", older).status, SagaStatus::kCompensated);
+  // A technical failure is not taken for a rejection in either direction.
+  std::vector<Event> edited = sim.log;
+  for (Event& e : edited)
+    if (e.rejected()) e.value = Event::kRejected;  // rejected but not final: not what ran
+  EXPECT_FALSE(check_determinism(sim.def, "s1", edited).ok());
 }
 
 TEST(Replay, StateAtAnyEventIsThePrefixFold) {

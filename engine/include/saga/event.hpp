@@ -25,7 +25,7 @@ enum class EventType : uint8_t {
   kSagaStarted = 1,
   kStepDispatched,
   kStepSucceeded,
-  kStepFailed,    // value=1: final (business rejection or attempts exhausted)
+  kStepFailed,    // value bits: kFinal (compensation begins), kRejected (see below)
   kStepTimedOut,  // value=1: final; the step may have happened and will be compensated
   kRetryScheduled,
   kCompensationDispatched,
@@ -40,6 +40,10 @@ enum class EventType : uint8_t {
 
 const char* event_name(EventType type);
 bool parse_event_name(const std::string& name, EventType* out);
+struct Event;
+// How the command an event settles ended: "ok", "rejected", "failed", "timed_out" or
+// "not_sent"; nullptr for events that settle none.
+const char* event_outcome(const Event& e);
 
 // One entry of a saga's append-only log. Which fields mean what depends on `type`:
 //   SagaStarted:      detail = definition name, attempt = definition version, data = input JSON,
@@ -65,6 +69,13 @@ struct Event {
   std::string fingerprint;
 
   bool operator==(const Event&) const = default;
+
+  // StepFailed's value: final (attempts exhausted, or rejected), and whether the participant
+  // rejected the command (a business outcome) rather than failed (a technical one). Logs
+  // written before kRejected existed have 1 for a final rejection.
+  static constexpr int64_t kFinal = 1, kRejected = 2;
+  bool final() const { return (value & kFinal) != 0; }
+  bool rejected() const { return type == EventType::kStepFailed && (value & kRejected) != 0; }
 };
 
 enum class SagaStatus : uint8_t {
