@@ -1,5 +1,6 @@
-// SqliteStore: one SQLite file in WAL mode, one connection behind a mutex, statements prepared
-// once at open. Schema changes are an ordered list of migrations tracked by PRAGMA user_version.
+// SqliteStore: one SQLite file in WAL mode, a writing connection and a read-only one each behind
+// a mutex, statements prepared once at open. Schema changes are an ordered list of migrations
+// tracked by PRAGMA user_version.
 #include "saga/sqlite_store.hpp"
 
 #include <sqlite3.h>

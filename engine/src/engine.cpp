@@ -402,7 +402,15 @@ struct Partition : std::enable_shared_from_this<Partition> {
 
   void schedule_flush() {
     if (!write_error.ok()) return;  // the pending retry commits everything gathered by then
-    if (in_flight) return;          // its completion hands this batch over
+    if (in_flight) {
+      // Its completion hands this batch over. A batch full meanwhile waits for it here, which
+      // holds the partition back as a full batch always has: a commit stays within max_batch.
+      if (batch.sagas.size() >= impl.opts.max_batch) {
+        committer->wait_idle();
+        complete(std::exchange(in_flight, nullptr));
+      }
+      return;
+    }
     // With a committer idle and half of the partition's sagas in this batch, commit it now: the
     // other half gathers meanwhile, and the two groups alternate.
     if (batch.sagas.size() >= impl.opts.max_batch ||
@@ -514,9 +522,6 @@ struct Partition : std::enable_shared_from_this<Partition> {
       });
       return;
     }
-    if (impl.opts.on_commit)
-      impl.opts.on_commit(c->batch.sagas.size(),
-                          std::chrono::duration_cast<std::chrono::nanoseconds>(c->took));
     // What was gathered meanwhile goes to the committer before this commit's replies come
     // back, so that two groups of sagas alternate instead of all waiting on one commit.
     if (!batch.empty()) {
@@ -535,6 +540,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
       committer->wait_idle();
       st = c->status;
       if (st.ok()) {
+        if (batch.empty())  // accepted while it ran, with nothing of their own to commit
+          for (auto& cb : std::exchange(after_commit, {})) c->callbacks.push_back(std::move(cb));
         committed(*c);
       } else {
         impl.counters.commit_failures++;
@@ -568,6 +575,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
       failed_in_a_row = 0;
       write_error = Status::Ok();
     }
+    if (impl.opts.on_commit)
+      impl.opts.on_commit(c.batch.sagas.size(),
+                          std::chrono::duration_cast<std::chrono::nanoseconds>(c.took));
     impl.counters.commits++;
     impl.counters.decisions += c.batch.sagas.size();
     for (const auto& w : c.batch.sagas) impl.counters.events_written += w.events.size();
@@ -584,7 +594,12 @@ struct Partition : std::enable_shared_from_this<Partition> {
     }
     for (const auto& t : c.arms) arm(t);
     for (auto& cmd : c.sends) send(to_message(cmd));
-    for (const auto& id : c.finished) finish(id);
+    if (!c.finished.empty()) {
+      std::unordered_map<std::string_view, const SagaState*> written;  // last write of each saga
+      for (const SagaWrite& w : c.batch.sagas) written[w.state.id] = &w.state;
+      for (const auto& id : c.finished)
+        if (auto it = written.find(id); it != written.end()) finish(id, *it->second);
+    }
     for (auto& cb : c.callbacks) cb(Status::Ok());
   }
 
@@ -600,12 +615,14 @@ struct Partition : std::enable_shared_from_this<Partition> {
     }
   }
 
-  void finish(const std::string& saga_id) {
+  // `s` is the saga as the commit that just ended wrote it. Its live state may be ahead (an
+  // operator's retry or abort in the next batch, not committed yet): only what is committed is
+  // reported.
+  void finish(const std::string& saga_id, const SagaState& s) {
     auto it = sagas.find(saga_id);
     if (it == sagas.end()) return;
     Live& live = it->second;
-    const SagaState& s = live.state;
-    if (!is_finished(s.status) || live.reported == s.status) return;  // retried, or reported
+    if (!is_finished(s.status) || live.reported == s.status) return;  // reported already
     auto& c = impl.counters;
     if (live.reported == SagaStatus::kStuck) c.stuck--;  // stuck, then aborted
     live.reported = s.status;
@@ -630,6 +647,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (is_terminal(s.status)) {
       sagas.erase(it);
       c.active--;
+    } else if (!is_finished(live.state.status)) {  // stuck, and retried since: as record() does
+      live.reported.reset();
+      c.stuck--;
     }
     // Observers (metrics, logs) first: whoever hears the outcome then sees it counted.
     if (impl.opts.on_finished) impl.opts.on_finished(out);

@@ -2,8 +2,10 @@
 // goes on deciding; nothing is acted on before its commit; a failed commit goes back in front.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -20,18 +22,21 @@ using testutil::FaultyTransport;
 using testutil::OrderParticipants;
 using namespace std::chrono_literals;
 
-// Holds every commit while shut; can fail the next ones. Records the saga ids of each commit
-// that went through, in order.
+// Holds every commit (or those `hold_if` picks) while shut; can fail the next ones, or those
+// `fail_if` picks. Records the saga ids of each commit that went through, in order.
 class GatedStore : public EventStoreWrapper {
  public:
   using EventStoreWrapper::EventStoreWrapper;
+  using Pick = std::function<bool(const WriteBatch&)>;
   Status commit(const WriteBatch& batch) override {
     std::unique_lock l(mu_);
-    ++entered_;
-    cv_.notify_all();
-    cv_.wait(l, [this] { return open_; });
-    if (fail_ > 0) {
-      --fail_;
+    if (!hold_if_ || hold_if_(batch)) {
+      ++entered_;
+      cv_.notify_all();
+      cv_.wait(l, [this] { return open_; });
+    }
+    if (fail_ > 0 || (fail_if_ && fail_if_(batch))) {
+      if (fail_ > 0) --fail_;
       return Status::Unavailable("the test failed this commit");
     }
     Status st = EventStoreWrapper::commit(batch);
@@ -45,6 +50,14 @@ class GatedStore : public EventStoreWrapper {
   void fail_next(int n) {
     std::lock_guard l(mu_);
     fail_ = n;
+  }
+  void hold_if(Pick pick) {
+    std::lock_guard l(mu_);
+    hold_if_ = std::move(pick);
+  }
+  void fail_if(Pick pick) {
+    std::lock_guard l(mu_);
+    fail_if_ = std::move(pick);
   }
   // Waits until `n` commits have begun.
   bool wait_entered(int n) {
@@ -68,6 +81,7 @@ class GatedStore : public EventStoreWrapper {
   std::condition_variable cv_;
   bool open_ = true;
   int entered_ = 0, fail_ = 0;
+  Pick hold_if_, fail_if_;
   std::vector<std::vector<std::string>> committed_;
 };
 
@@ -75,8 +89,12 @@ class Pipeline : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_OK(participants.start());
-    EngineOptions opts;
-    opts.definitions = {testutil::place_order_definition()};
+    open({});
+  }
+  void TearDown() override { store.open(); }  // a failed assertion leaves no commit held
+  void open(EngineOptions opts) {
+    engine.reset();
+    if (opts.definitions.empty()) opts.definitions = {testutil::place_order_definition()};
     opts.resend_delay = Duration(50);
     opts.log = [](const std::string&) {};
     auto r = Engine::open(opts, store, transport, clock);
@@ -174,6 +192,8 @@ TEST_F(Pipeline, CloseWaitsForTheCommitInFlightAndActsOnIt) {
   store.open();
   closer.join();
   EXPECT_EQ(accepted.load(), 1);
+  const auto sent = transport.sent_ids();  // acted on: its first command left
+  EXPECT_NE(std::find(sent.begin(), sent.end(), "a/reserve_inventory/a1"), sent.end());
   auto found = mem.find("a");
   ASSERT_OK(found);
   EXPECT_TRUE(found->has_value());
@@ -201,7 +221,89 @@ TEST_F(Pipeline, DestroyedWhileACommitRunsEveryCallerIsAnswered) {
   ASSERT_TRUE(ready(b));
   EXPECT_FALSE(a.get().ok());
   EXPECT_FALSE(b.get().ok());
-  EXPECT_TRUE(transport.sent().empty());  // a destroyed engine acts on nothing
+}
+
+// A saga stuck in the commit that runs, aborted by an operator in the batch behind it: callers
+// hear what is committed (stuck), not the abort that may never be.
+TEST_F(Pipeline, OutcomeToldIsTheCommittedOneNotADecisionStillBeingCommitted) {
+  auto def = Definition::Builder("Lonely")
+                 .default_timeout(Duration(30))
+                 .default_retry({1, Duration(10), 2.0, Duration(10), 0})
+                 .default_compensation_retry({1, Duration(10), 2.0, Duration(10), 0})
+                 .step("a", "nobody.Do", "nobody.Undo")  // no subscriber: times out, then stuck
+                 .build();
+  ASSERT_OK(def);
+  EngineOptions opts;
+  opts.definitions = {*def};
+  open(opts);
+  auto has = [](SagaStatus status) {
+    return [status](const WriteBatch& b) {
+      for (const SagaWrite& w : b.sagas)
+        if (w.state.status == status) return true;
+      return false;
+    };
+  };
+  store.hold_if(has(SagaStatus::kStuck));
+  store.fail_if(has(SagaStatus::kAborted));
+  store.shut();
+  auto f = engine->start({.definition = "Lonely", .saga_id = "x", .input = "{}"});
+  ASSERT_TRUE(store.wait_entered(1));
+  auto aborted = engine->abort("x", "operator");  // decided while the stuck commit runs
+  ASSERT_EQ(engine->state("x")->status, SagaStatus::kAborted);
+  store.open();
+  ASSERT_TRUE(ready(f));
+  auto r = f.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->status, SagaStatus::kStuck);
+  EXPECT_EQ((*mem.find("x"))->status, SagaStatus::kStuck);
+  EXPECT_EQ(engine->metrics().aborted, 0u);
+  EXPECT_EQ(engine->metrics().stuck, 1u);
+  EXPECT_EQ(aborted.wait_for(100ms), std::future_status::timeout);  // its commit keeps failing
+  store.fail_if(nullptr);  // the log mends: the abort is committed, and told
+  ASSERT_EQ(aborted.wait_for(10s), std::future_status::ready);
+  EXPECT_OK(aborted.get());
+  EXPECT_EQ((*mem.find("x"))->status, SagaStatus::kAborted);
+  EXPECT_EQ(engine->metrics().aborted, 1u);
+  EXPECT_EQ(engine->metrics().stuck, 0u);
+  EXPECT_OK(engine->close());
+}
+
+TEST_F(Pipeline, ACommitStaysWithinMaxBatchWhileTheOneBeforeItRuns) {
+  EngineOptions opts;
+  opts.max_batch = 4;
+  open(opts);
+  store.shut();
+  std::vector<std::future<Result<SagaOutcome>>> futures;
+  futures.push_back(engine->start(request("first")));
+  ASSERT_TRUE(store.wait_entered(1));
+  std::thread opener([&] {
+    std::this_thread::sleep_for(100ms);
+    store.open();
+  });
+  for (int i = 0; i < 40; ++i) futures.push_back(engine->start(request("s" + std::to_string(i))));
+  opener.join();
+  for (auto& f : futures) {
+    ASSERT_TRUE(ready(f));
+    EXPECT_EQ(f.get()->status, SagaStatus::kCompleted);
+  }
+  for (const auto& ids : store.committed()) EXPECT_LE(ids.size(), 4u);
+  EXPECT_OK(engine->close());
+}
+
+TEST_F(Pipeline, CloseAcceptsAStartRepeatedWhileTheFirstWasBeingCommitted) {
+  store.shut();
+  auto a = engine->start(request("a"));
+  ASSERT_TRUE(store.wait_entered(1));
+  std::atomic<int> accepted{-1};
+  StartRequest again = request("a");  // the same saga again: nothing of its own to commit
+  again.on_accepted = [&](Status st) { accepted = st.ok() ? 1 : 0; };
+  engine->start(std::move(again), [](Result<SagaOutcome>) {});
+  ASSERT_OK(engine->state("a"));  // the repeat has been handled
+  std::thread closer([&] { EXPECT_OK(engine->close()); });
+  std::this_thread::sleep_for(50ms);
+  store.open();
+  closer.join();
+  EXPECT_EQ(accepted.load(), 1);  // its start is committed: accepted, not "engine closed"
 }
 
 }  // namespace

@@ -54,11 +54,13 @@ struct EngineOptions {
   // recovered sagas still use.
   std::vector<Definition> definitions;
   std::string reply_channel = "orchestrator.replies";
-  int partitions = 1;
+  int partitions = 1;  // each has a thread, and a committer thread when not manual
   // No threads: the caller runs all work with poll(). Deterministic; used by tests.
   bool manual = false;
-  size_t max_batch = 2048;   // decisions per commit, at most
-  Duration commit_delay{0};  // extra wait to gather a larger batch (0: commit when idle)
+  size_t max_batch = 2048;  // decisions per commit, at most
+  // Extra wait to gather a larger batch (0: commit when idle). While a commit runs, the next
+  // batch gathers until it ends whatever this says.
+  Duration commit_delay{0};
   size_t max_payload_bytes = 1 << 20;
   Duration resend_delay{200};  // after a failed send, and between commit retries
   // Called when any saga ends (completed, compensated, stuck, aborted), on a partition thread.

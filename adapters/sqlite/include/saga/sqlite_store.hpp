@@ -1,7 +1,9 @@
 // SqliteStore: the durable EventStore on one SQLite file (WAL). One commit() is one
 // transaction: events, saga snapshots, outbox rows and timers together.
 //
-// Thread-safety: all methods are safe to call concurrently (one connection behind a mutex).
+// Thread-safety: all methods are safe to call concurrently. A writer has two connections, each
+// behind its own mutex: commit() writes through one, the reads go through a read-only second
+// one (WAL), so that they never wait for a commit in progress. An in-memory database has one.
 #pragma once
 
 #include <memory>
