@@ -643,13 +643,18 @@ struct Partition : std::enable_shared_from_this<Partition> {
         break;
     }
     SagaOutcome out{s.id, s.status, s.reason, s.context, s.definition, s.updated_at, s.trace};
-    auto waiters = std::exchange(live.waiters, {});
+    std::vector<Engine::Callback> waiters;
     if (is_terminal(s.status)) {
+      waiters = std::exchange(live.waiters, {});
       sagas.erase(it);
       c.active--;
-    } else if (!is_finished(live.state.status)) {  // stuck, and retried since: as record() does
+    } else if (!is_finished(live.state.status)) {
+      // Stuck, and retried since (not committed yet): counted and observed as record() would
+      // have had the retry come later; its callers wait for how the retried saga ends.
       live.reported.reset();
       c.stuck--;
+    } else {
+      waiters = std::exchange(live.waiters, {});
     }
     // Observers (metrics, logs) first: whoever hears the outcome then sees it counted.
     if (impl.opts.on_finished) impl.opts.on_finished(out);

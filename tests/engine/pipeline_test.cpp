@@ -268,6 +268,33 @@ TEST_F(Pipeline, OutcomeToldIsTheCommittedOneNotADecisionStillBeingCommitted) {
   EXPECT_OK(engine->close());
 }
 
+TEST_F(Pipeline, CallersOfASagaRetriedWhileItsStuckStateWasCommittedHearHowItEnds) {
+  participants.release_down = true;  // declined, then its release fails: the saga gets stuck
+  store.hold_if([](const WriteBatch& b) {
+    for (const SagaWrite& w : b.sagas)
+      if (w.state.status == SagaStatus::kStuck) return true;
+    return false;
+  });
+  store.shut();
+  StartRequest declined = request("x");
+  declined.input = nlohmann::json{{"order_id", "x"}, {"amount", 10}, {"decline", true}}.dump();
+  auto first = engine->start(declined);
+  ASSERT_TRUE(store.wait_entered(1));  // the stuck state is being committed
+  participants.release_down = false;
+  auto retried = engine->retry("x", "the inventory is back");  // decided behind it
+  auto again = engine->start(declined);                        // waits on the running saga
+  ASSERT_OK(engine->state("x"));
+  store.open();
+  ASSERT_TRUE(ready(again));
+  ASSERT_TRUE(ready(first));
+  EXPECT_EQ(again.get()->status, SagaStatus::kCompensated);  // not the stuck state it replaced
+  EXPECT_EQ(first.get()->status, SagaStatus::kCompensated);
+  EXPECT_OK(retried.get());
+  EXPECT_EQ(engine->metrics().stuck, 0u);
+  EXPECT_EQ(engine->metrics().compensated, 1u);
+  EXPECT_OK(engine->close());
+}
+
 TEST_F(Pipeline, ACommitStaysWithinMaxBatchWhileTheOneBeforeItRuns) {
   EngineOptions opts;
   opts.max_batch = 4;

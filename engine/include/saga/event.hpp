@@ -70,9 +70,10 @@ struct Event {
 
   bool operator==(const Event&) const = default;
 
-  // StepFailed's value: final (attempts exhausted, or rejected), and whether the participant
-  // rejected the command (a business outcome) rather than failed (a technical one). Logs
-  // written before kRejected existed have 1 for a final rejection.
+  // StepFailed's value: final (compensation begins: no attempt left, a rejection, or the saga
+  // already compensating), and whether the participant rejected the command (a business
+  // outcome) rather than failed (a technical one). A rejection after the pivot is not final
+  // (the saga gets stuck). Logs written before kRejected existed have 1 or 0 for a rejection.
   static constexpr int64_t kFinal = 1, kRejected = 2;
   bool final() const { return (value & kFinal) != 0; }
   bool rejected() const { return type == EventType::kStepFailed && (value & kRejected) != 0; }
