@@ -106,6 +106,13 @@ class Pipeline : public ::testing::Test {
             .saga_id = id,
             .input = nlohmann::json{{"order_id", id}, {"amount", 10}}.dump()};
   }
+  // Starts saga `id`; `accepted` becomes 1 once its start is accepted, 0 if refused.
+  std::future<Result<SagaOutcome>> start_noting_acceptance(const std::string& id,
+                                                           std::atomic<int>& accepted) {
+    StartRequest r = request(id);
+    r.on_accepted = [&accepted](Status st) { accepted = st.ok() ? 1 : 0; };
+    return engine->start(std::move(r));
+  }
   static bool ready(std::future<Result<SagaOutcome>>& f) {
     return f.wait_for(10s) == std::future_status::ready;
   }
@@ -178,9 +185,7 @@ TEST_F(Pipeline, AFailedCommitGoesBackInFrontOfWhatWasGatheredMeanwhile) {
 TEST_F(Pipeline, CloseWaitsForTheCommitInFlightAndActsOnIt) {
   store.shut();
   std::atomic<int> accepted{-1};
-  StartRequest ra = request("a");
-  ra.on_accepted = [&](Status st) { accepted = st.ok() ? 1 : 0; };
-  auto a = engine->start(std::move(ra));
+  auto a = start_noting_acceptance("a", accepted);
   ASSERT_TRUE(store.wait_entered(1));
   std::atomic<bool> closed{false};
   std::thread closer([&] {
@@ -204,9 +209,7 @@ TEST_F(Pipeline, CloseWaitsForTheCommitInFlightAndActsOnIt) {
 TEST_F(Pipeline, DestroyedWhileACommitRunsEveryCallerIsAnswered) {
   store.shut();
   std::atomic<int> accepted{-1};
-  StartRequest ra = request("a");
-  ra.on_accepted = [&](Status st) { accepted = st.ok() ? 1 : 0; };
-  auto a = engine->start(std::move(ra));
+  auto a = start_noting_acceptance("a", accepted);
   ASSERT_TRUE(store.wait_entered(1));
   auto b = engine->start(request("b"));
   ASSERT_OK(engine->state("b"));
