@@ -463,6 +463,12 @@ struct Partition : std::enable_shared_from_this<Partition> {
     front(acks, c.acks);
   }
 
+  // Callers accepted while `c` ran, with nothing of their own to commit, are answered with it.
+  void take_waiting_callbacks(Commit& c) {
+    if (!batch.empty()) return;  // they go with the batch they wait on
+    for (auto& cb : std::exchange(after_commit, {})) c.callbacks.push_back(std::move(cb));
+  }
+
   static void run_commit(EventStore& store, Commit& c) {
     const auto t0 = std::chrono::steady_clock::now();
     c.status = store.commit(c.batch);
@@ -524,12 +530,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
     }
     // What was gathered meanwhile goes to the committer before this commit's replies come
     // back, so that two groups of sagas alternate instead of all waiting on one commit.
-    if (!batch.empty()) {
-      flush();
-    } else {
-      // Accepted while the commit ran, with nothing of their own to commit.
-      for (auto& cb : std::exchange(after_commit, {})) c->callbacks.push_back(std::move(cb));
-    }
+    if (!batch.empty()) flush();
+    take_waiting_callbacks(*c);
     committed(*c);
   }
 
@@ -540,8 +542,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       committer->wait_idle();
       st = c->status;
       if (st.ok()) {
-        if (batch.empty())  // accepted while it ran, with nothing of their own to commit
-          for (auto& cb : std::exchange(after_commit, {})) c->callbacks.push_back(std::move(cb));
+        take_waiting_callbacks(*c);
         committed(*c);
       } else {
         impl.counters.commit_failures++;

@@ -27,6 +27,14 @@ constexpr const char* kYellow = "33";
 constexpr const char* kBold = "1";
 constexpr const char* kDim = "2";
 
+// How a StepFailed reads: a rejection, a failure the saga compensates after, or one retried.
+std::string failure_word(const Event& e) {
+  return e.rejected() ? "rejected" : e.final() ? "failed for good" : "failed";
+}
+const char* failure_colour(const Event& e) {
+  return e.final() || e.rejected() ? kRed : kYellow;
+}
+
 std::string ms_text(int64_t ms) {
   if (ms < 10'000) return std::to_string(ms) + " ms";
   char buf[32];
@@ -119,9 +127,7 @@ std::string format_timeline(const std::string& saga_id, const std::vector<Event>
                (e.data.empty() || e.data == "{}" ? "" : "  adds " + e.data);
         break;
       case EventType::kStepFailed:
-        what = paint(e.final() || e.rejected() ? kRed : kYellow, e.rejected() ? "<- rejected"
-                                                                 : e.final()  ? "<- failed for good"
-                                                                              : "<- failed") +
+        what = paint(failure_colour(e), std::string("<- ") + failure_word(e)) +
                took(e, attempt_of[e.step]) + ": " + e.detail;
         break;
       case EventType::kStepTimedOut:
@@ -253,11 +259,7 @@ std::string format_path(const std::string& saga_id, const std::vector<Event>& ev
         ended(leg(e.step, false), e, kGreen, "ok");
         break;
       case EventType::kStepFailed:
-        ended(leg(e.step, false), e, e.final() || e.rejected() ? kRed : kYellow,
-              (e.rejected() ? "rejected: "
-               : e.final()  ? "failed for good: "
-                            : "failed: ") +
-                  e.detail);
+        ended(leg(e.step, false), e, failure_colour(e), failure_word(e) + (": " + e.detail));
         break;
       case EventType::kStepTimedOut:
         ended(leg(e.step, e.compensation), e, kYellow,
