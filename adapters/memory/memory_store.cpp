@@ -28,7 +28,7 @@ Status MemoryStore::commit(const WriteBatch& batch) {
     for (const Timer& t : w.timers) timers_[t.id] = t;
     for (const Command& c : w.outbox) outbox_.emplace(c.id, std::make_pair(outbox_seq_++, c));
   }
-  for (const auto& id : batch.sent) outbox_.erase(id);
+  for (const Settled& s : batch.sent) outbox_.erase(s.command_id);
   for (const DefinitionRecord& d : batch.definitions) definitions_.emplace(d.fingerprint, d);
   return Status::Ok();
 }

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <streambuf>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "sqlite_util.hpp"
@@ -148,6 +149,114 @@ bool decode_fields(Decoder& d, SagaState* s) {
   return true;
 }
 
+// A saga's outbox commands and armed timers, kept in its saga_state row: rewriting that row is
+// part of every decision anyway, where separate outbox and timer rows cost an insert and a
+// delete each (and their indexes) per step.
+struct Pending {
+  std::vector<Command> outbox;  // in the order written
+  std::vector<Timer> timers;
+
+  bool empty() const { return outbox.empty() && timers.empty(); }
+  void add(const Command& c) {
+    for (const Command& have : outbox) {
+      if (have.id == c.id) return;  // written again: the first stays
+    }
+    outbox.push_back(c);
+  }
+  void settle(const std::string& command_id) {
+    std::erase_if(outbox, [&](const Command& c) { return c.id == command_id; });
+  }
+  void arm(const Timer& t) {
+    cancel(t.id);
+    timers.push_back(t);
+  }
+  void cancel(const std::string& timer_id) {
+    std::erase_if(timers, [&](const Timer& t) { return t.id == timer_id; });
+  }
+};
+
+constexpr uint8_t kPendingFormat = 1;
+
+// Empty when nothing is pending (stored as NULL).
+std::string encode_pending(const Pending& p) {
+  if (p.empty()) return {};
+  thread_local StringOut buf;
+  thread_local std::ostream os(&buf);
+  buf.bytes.clear();
+  os.clear();
+  os.put(static_cast<char>(kPendingFormat));
+  {
+    OutArchive ar(os);
+    ar(static_cast<uint64_t>(p.outbox.size()));
+    for (const Command& c : p.outbox) {
+      put_string(ar, c.id);
+      put_string(ar, c.participant);
+      put_string(ar, c.type);
+      ar(static_cast<uint8_t>(c.compensation));
+      put_string(ar, c.payload);
+      put_string(ar, c.trace);
+    }
+    ar(static_cast<uint64_t>(p.timers.size()));
+    for (const Timer& t : p.timers) {
+      put_string(ar, t.id);
+      ar(static_cast<int64_t>(to_ms(t.due)), static_cast<uint8_t>(t.kind),
+         static_cast<int32_t>(t.step), static_cast<int32_t>(t.attempt),
+         static_cast<uint8_t>(t.compensation));
+    }
+  }
+  return std::move(buf.bytes);
+}
+
+// Smallest encodings: a command of empty strings, a timer with an empty id.
+constexpr size_t kMinCommandBytes = 5 * 8 + 1;
+constexpr size_t kMinTimerBytes = 8 + 8 + 1 + 4 + 4 + 1;
+
+Status decode_pending(std::string_view bytes, const std::string& saga_id, Pending* out) {
+  *out = Pending{};
+  if (bytes.empty()) return Status::Ok();
+  auto corrupt = [&](const std::string& why) {
+    return Status::Corruption("saga " + saga_id + ": pending commands and timers: " + why);
+  };
+  if (static_cast<uint8_t>(bytes[0]) != kPendingFormat)
+    return corrupt("unknown format version " + std::to_string(static_cast<uint8_t>(bytes[0])));
+  try {
+    ViewBuf buf(bytes.substr(1));
+    std::istream is(&buf);
+    InArchive ar(is);
+    Decoder d{buf, ar, kPendingFormat, {}};
+    uint64_t n = d.num<uint64_t>();
+    if (n > buf.remaining() / kMinCommandBytes) return corrupt("command count exceeds input");
+    out->outbox.resize(n);
+    for (Command& c : out->outbox) {
+      c.saga_id = saga_id;
+      if (!d.str(&c.id, "command id") || !d.str(&c.participant, "participant") ||
+          !d.str(&c.type, "command type") || !d.flag(&c.compensation, "compensation") ||
+          !d.str(&c.payload, "payload") || !d.str(&c.trace, "trace"))
+        return corrupt(d.error);
+    }
+    n = d.num<uint64_t>();
+    if (n > buf.remaining() / kMinTimerBytes) return corrupt("timer count exceeds input");
+    out->timers.resize(n);
+    for (Timer& t : out->timers) {
+      t.saga_id = saga_id;
+      if (!d.str(&t.id, "timer id")) return corrupt(d.error);
+      t.due = from_ms(d.num<int64_t>());
+      const auto kind = d.num<uint8_t>();
+      if (kind != static_cast<uint8_t>(TimerKind::kTimeout) &&
+          kind != static_cast<uint8_t>(TimerKind::kRetry))
+        return corrupt("timer " + t.id + ": unknown kind");
+      t.kind = static_cast<TimerKind>(kind);
+      t.step = d.num<int32_t>();
+      t.attempt = d.num<int32_t>();
+      if (!d.flag(&t.compensation, "timer compensation")) return corrupt(d.error);
+    }
+    if (buf.remaining() != 0) return corrupt("trailing bytes");
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return corrupt(e.what());
+  }
+}
+
 }  // namespace
 
 std::string encode_snapshot(const SagaState& s) {
@@ -253,9 +362,15 @@ CREATE TABLE definitions(
   text TEXT NOT NULL, first_used_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX saga_state_started ON saga_state(started_ms DESC, saga_id);
 )sql"},
+    // Outbox commands and timers move into their saga's row (fold_pending_rows), and their
+    // tables go.
+    {5, R"sql(
+ALTER TABLE saga_state ADD COLUMN pending BLOB;
+)sql"},
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
+// The kind column of the timers table before version 5.
 constexpr const char* kTimerKinds[] = {"", "timeout", "retry"};
 
 Status read_summary(sqlite3_stmt* s, SagaSummary* r) {
@@ -291,11 +406,13 @@ struct SqliteStore::Impl {
   std::mutex mu;
 
   StmtPtr begin, commit, rollback;
-  StmtPtr insert_event, insert_state, update_state, delete_timer, insert_timer, insert_outbox,
-      delete_outbox;
-  StmtPtr select_active, select_timers, select_outbox;
+  StmtPtr insert_event, insert_state, update_state, select_pending, update_pending;
+  StmtPtr select_active;
   StmtPtr select_events, select_summary, select_list, select_event_at, count_list;
   StmtPtr insert_definition, select_definition, select_definitions;
+  // What each saga has pending as last committed, for sagas this writer has written (the only
+  // writer: it holds the lock): a commit need not read it back. Only non-empty entries.
+  std::unordered_map<std::string, Pending> pending_cache;
   // A writer's second, read-only connection: reads (find, events, list) do not wait for a
   // commit in progress, which WAL allows. Declared last: closed before the writer's.
   std::unique_ptr<SqliteStore> reader;
@@ -371,8 +488,10 @@ struct SqliteStore::Impl {
   Status configure();
   Status migrate();
   Status prepare_all();
+  Status fold_pending_rows();
   Status write(const WriteBatch& batch);
-  Status write_saga(const SagaWrite& w);
+  Status load_pending(const std::string& saga_id, Pending* out);
+  Status write_saga(const SagaWrite& w, const std::string& pending, bool* wrote);
   Status read_recovery(Recovery* out);
 };
 
@@ -428,6 +547,7 @@ Status SqliteStore::Impl::migrate() {
     Status st = current.status();
     if (st.ok() && *current < m.version) {
       st = exec(m.sql, "migration " + std::to_string(m.version));
+      if (st.ok() && m.version == 5) st = fold_pending_rows();
       const std::string set = "PRAGMA user_version=" + std::to_string(m.version);
       if (st.ok()) st = exec(set.c_str(), "user_version");
     }
@@ -462,26 +582,15 @@ Status SqliteStore::Impl::prepare_all() {
       // never overwrites a newer one.
       {&insert_state,
        "INSERT OR IGNORE INTO saga_state(saga_id, definition, version, status, input, reason, "
-       "started_ms, updated_ms, events, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-       "?10)"},
+       "started_ms, updated_ms, events, snapshot, pending) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+       "?8, ?9, ?10, ?11)"},
       {&update_state,
        "UPDATE saga_state SET status = ?2, reason = ?3, updated_ms = ?4, events = ?5, "
-       "snapshot = ?6 WHERE saga_id = ?1 AND events <= ?5"},
-      {&delete_timer, "DELETE FROM timers WHERE timer_id = ?1"},
-      {&insert_timer,
-       "INSERT OR REPLACE INTO timers(timer_id, saga_id, due_ms, kind, step, attempt, "
-       "compensation) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-      {&insert_outbox,
-       "INSERT OR IGNORE INTO outbox(command_id, saga_id, participant, type, compensation, "
-       "payload, trace) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-      {&delete_outbox, "DELETE FROM outbox WHERE command_id = ?1"},
-      {&select_active, "SELECT saga_id, snapshot FROM saga_state WHERE snapshot IS NOT NULL"},
-      {&select_timers,
-       "SELECT timer_id, saga_id, due_ms, kind, step, attempt, compensation FROM timers "
-       "ORDER BY due_ms, timer_id"},
-      {&select_outbox,
-       "SELECT command_id, saga_id, participant, type, compensation, payload, trace FROM outbox "
-       "ORDER BY id"},
+       "snapshot = ?6, pending = ?7 WHERE saga_id = ?1 AND events <= ?5"},
+      {&select_pending, "SELECT pending FROM saga_state WHERE saga_id = ?1"},
+      {&update_pending, "UPDATE saga_state SET pending = ?2 WHERE saga_id = ?1"},
+      {&select_active,
+       "SELECT saga_id, snapshot, pending FROM saga_state WHERE snapshot IS NOT NULL"},
       {&select_event_at,
        "SELECT type, step, attempt, compensation, at_ms, value, detail, data, trace, "
        "fingerprint FROM events WHERE saga_id = ?1 AND seq = ?2"},
@@ -513,8 +622,7 @@ Status SqliteStore::Impl::prepare_all() {
   for (const auto& [out, sql] : stmts) {
     // A reader of a file older than this build prepares only what reads (commit() refuses).
     if (options.read_only && version < kSchemaVersion && out != &select_events &&
-        out != &select_summary && out != &select_list && out != &count_list &&
-        out != &select_active && out != &select_timers && out != &select_outbox && out != &begin &&
+        out != &select_summary && out != &select_list && out != &count_list && out != &begin &&
         out != &commit && out != &rollback && out != &select_definition &&
         out != &select_definitions)
       continue;
@@ -625,7 +733,18 @@ int SqliteStore::schema_version() const {
 // ---------------------------------------------------------------------------------------------
 // Writes.
 
-Status SqliteStore::Impl::write_saga(const SagaWrite& w) {
+Status SqliteStore::Impl::load_pending(const std::string& saga_id, Pending* out) {
+  sqlite3_stmt* stmt = select_pending.get();
+  std::string bytes;
+  Status st = rows(stmt, Bind(stmt).text(saga_id), "read pending", [&](sqlite3_stmt* r) {
+    bytes = column_text(r, 0);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return decode_pending(bytes, saga_id, out);
+}
+
+Status SqliteStore::Impl::write_saga(const SagaWrite& w, const std::string& pending, bool* wrote) {
   const std::string& id = w.state.id;
   for (const Event& e : w.events) {
     Bind b(insert_event.get());
@@ -642,71 +761,169 @@ Status SqliteStore::Impl::write_saga(const SagaWrite& w) {
 
   const SagaState& s = w.state;
   const std::string snapshot = is_terminal(s.status) ? std::string() : encode_snapshot(s);
-  auto bind_snapshot = [&](Bind& b) -> Bind& {
-    if (is_terminal(s.status)) return b.null();
-    return b.blob(snapshot);
+  auto bind_blob = [](Bind& b, const std::string& bytes) -> Bind& {
+    return bytes.empty() ? b.null() : b.blob(bytes);
   };
   auto insert = [&]() {
     Bind b(insert_state.get());
     b.text(id).text(s.definition).i64(s.version).text(status_name(s.status)).text(s.input);
     b.text(s.reason).i64(to_ms(s.started_at)).i64(to_ms(s.updated_at)).i64(s.seq);
-    bind_snapshot(b);
+    bind_blob(bind_blob(b, snapshot), pending);
     return run(insert_state.get(), b, "insert saga_state");
   };
   auto update = [&]() {
     Bind b(update_state.get());
     b.text(id).text(status_name(s.status)).text(s.reason).i64(to_ms(s.updated_at)).i64(s.seq);
-    bind_snapshot(b);
+    bind_blob(bind_blob(b, snapshot), pending);
     return run(update_state.get(), b, "update saga_state");
   };
   // Either finds the row missing or present; the other one settles it (a batch committed again).
+  // A stale write (a batch committed again after a newer one) changes neither the snapshot nor
+  // what is pending.
   const bool first = !w.events.empty() && w.events.front().seq == 1;
   if (Status st = first ? insert() : update(); !st.ok()) return st;
   if (sqlite3_changes(h()) == 0) {
     if (Status st = first ? update() : insert(); !st.ok()) return st;
   }
-
-  for (const std::string& t : w.cancel_timers) {
-    Bind b(delete_timer.get());
-    b.text(t);
-    if (Status st = run(delete_timer.get(), b, "delete timer"); !st.ok()) return st;
-  }
-  for (const Timer& t : w.timers) {
-    const auto kind = static_cast<size_t>(t.kind);
-    if (kind == 0 || kind >= std::size(kTimerKinds)) {
-      return Status::InvalidArgument("timer " + t.id + ": unknown kind");
-    }
-    Bind b(insert_timer.get());
-    b.text(t.id).text(t.saga_id).i64(to_ms(t.due)).text(kTimerKinds[kind]).i64(t.step);
-    b.i64(t.attempt).i64(t.compensation);
-    if (Status st = run(insert_timer.get(), b, "insert timer"); !st.ok()) return st;
-  }
-
-  for (const Command& c : w.outbox) {
-    Bind b(insert_outbox.get());
-    b.text(c.id).text(c.saga_id).text(c.participant).text(c.type).i64(c.compensation);
-    b.text(c.payload).text(c.trace);
-    if (Status st = run(insert_outbox.get(), b, "insert outbox"); !st.ok()) return st;
-  }
+  *wrote = sqlite3_changes(h()) > 0;
   return Status::Ok();
 }
 
 Status SqliteStore::Impl::write(const WriteBatch& batch) {
   if (Status st = run(begin.get(), "begin"); !st.ok()) return st;
+  // What each saga touched here has pending once the batch is applied: as last committed (from
+  // the cache or its row) unless the batch starts the saga, then changed as the batch says.
+  // Taken out of the cache: a failed commit leaves those sagas to be read from their rows.
+  struct Touched {
+    Pending pending;
+    std::string bytes;
+    bool written = false;  // has a SagaWrite in the batch (which writes `bytes` with its row)
+    bool stale = false;    // its row was not written (newer already, or no such saga)
+  };
+  std::unordered_map<std::string_view, Touched> touched;
+  auto load = [&](const std::string& id, Pending* p) {
+    if (auto node = pending_cache.extract(id)) {
+      *p = std::move(node.mapped());
+      return Status::Ok();
+    }
+    return load_pending(id, p);
+  };
   for (const SagaWrite& w : batch.sagas) {
-    if (Status st = write_saga(w); !st.ok()) return st;
+    auto [it, fresh] = touched.try_emplace(w.state.id);
+    Pending& p = it->second.pending;
+    it->second.written = true;
+    if (fresh && (w.events.empty() || w.events.front().seq != 1)) {
+      if (Status st = load(w.state.id, &p); !st.ok()) return st;
+    }
+    for (const std::string& t : w.cancel_timers) p.cancel(t);
+    for (const Timer& t : w.timers) {
+      if (t.kind != TimerKind::kTimeout && t.kind != TimerKind::kRetry)
+        return Status::InvalidArgument("timer " + t.id + ": unknown kind");
+      p.arm(t);
+    }
+    for (const Command& c : w.outbox) p.add(c);
+    if (is_terminal(w.state.status)) p = Pending{};  // nothing can fire for a finished saga
+  }
+  for (const Settled& c : batch.sent) {
+    auto [it, fresh] = touched.try_emplace(c.saga_id);
+    if (fresh) {
+      if (Status st = load(c.saga_id, &it->second.pending); !st.ok()) return st;
+    }
+    it->second.pending.settle(c.command_id);
+  }
+  for (auto& [id, t] : touched) t.bytes = encode_pending(t.pending);
+
+  for (const SagaWrite& w : batch.sagas) {
+    Touched& t = touched[w.state.id];
+    bool wrote = false;
+    if (Status st = write_saga(w, t.bytes, &wrote); !st.ok()) return st;
+    t.stale = !wrote;  // the saga's last write decides
+  }
+  for (auto& [id, t] : touched) {
+    if (t.written) continue;
+    Bind b(update_pending.get());
+    b.text(id);
+    if (t.bytes.empty()) {
+      b.null();
+    } else {
+      b.blob(t.bytes);
+    }
+    if (Status st = run(update_pending.get(), b, "update pending"); !st.ok()) return st;
+    t.stale = sqlite3_changes(h()) == 0;
   }
   for (const DefinitionRecord& d : batch.definitions) {
     Bind b(insert_definition.get());
     b.text(d.fingerprint).text(d.name).i64(d.version).text(d.text).i64(to_ms(d.first_used));
     if (Status st = run(insert_definition.get(), b, "insert definition"); !st.ok()) return st;
   }
-  for (const std::string& id : batch.sent) {
-    Bind b(delete_outbox.get());
-    b.text(id);
-    if (Status st = run(delete_outbox.get(), b, "delete outbox"); !st.ok()) return st;
+  if (Status st = run(commit.get(), "commit"); !st.ok()) return st;
+  for (auto& [id, t] : touched) {
+    if (t.stale || t.pending.empty()) {
+      pending_cache.erase(std::string(id));
+    } else {
+      pending_cache.insert_or_assign(std::string(id), std::move(t.pending));
+    }
   }
-  return run(commit.get(), "commit");
+  return Status::Ok();
+}
+
+// Migration 5: each saga's outbox and timer rows become its pending column, in the order the
+// outbox table kept them; rows of sagas the log does not hold are dropped with the tables.
+Status SqliteStore::Impl::fold_pending_rows() {
+  std::unordered_map<std::string, Pending> all;
+  auto query = [&](const char* sql, auto&& row) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(h(), sql, -1, &raw, nullptr);
+    StmtPtr stmt(raw);
+    if (rc != SQLITE_OK) return error(rc, sql);
+    return rows(stmt.get(), Bind(stmt.get()), "migration 5", row);
+  };
+  Status st = query(
+      "SELECT command_id, saga_id, participant, type, compensation, payload, trace FROM outbox "
+      "ORDER BY id",
+      [&](sqlite3_stmt* r) {
+        Command c{column_text(r, 0),
+                  column_text(r, 1),
+                  column_text(r, 2),
+                  column_text(r, 3),
+                  sqlite3_column_int(r, 4) != 0,
+                  column_text(r, 5),
+                  column_text(r, 6)};
+        all[c.saga_id].add(c);
+        return Status::Ok();
+      });
+  if (!st.ok()) return st;
+  st = query(
+      "SELECT timer_id, saga_id, due_ms, kind, step, attempt, compensation FROM timers "
+      "ORDER BY due_ms, timer_id",
+      [&](sqlite3_stmt* r) {
+        Timer t{column_text(r, 0), column_text(r, 1), from_ms(sqlite3_column_int64(r, 2))};
+        const std::string kind = column_text(r, 3);
+        if (kind == kTimerKinds[1]) {
+          t.kind = TimerKind::kTimeout;
+        } else if (kind == kTimerKinds[2]) {
+          t.kind = TimerKind::kRetry;
+        } else {
+          return Status::Corruption("timer " + t.id + ": unknown kind '" + kind + "'");
+        }
+        t.step = sqlite3_column_int(r, 4);
+        t.attempt = sqlite3_column_int(r, 5);
+        t.compensation = sqlite3_column_int(r, 6) != 0;
+        all[t.saga_id].arm(t);
+        return Status::Ok();
+      });
+  if (!st.ok()) return st;
+  if (Status p = prepare(&update_pending, "UPDATE saga_state SET pending = ?2 WHERE saga_id = ?1");
+      !p.ok())
+    return p;
+  for (const auto& [id, pending] : all) {
+    const std::string bytes = encode_pending(pending);
+    Bind b(update_pending.get());
+    b.text(id).blob(bytes);
+    if (st = run(update_pending.get(), b, "migration 5"); !st.ok()) return st;
+  }
+  update_pending.reset();
+  return exec("DROP TABLE outbox; DROP TABLE timers;", "migration 5");
 }
 
 Status SqliteStore::commit(const WriteBatch& batch) {
@@ -730,6 +947,7 @@ Status SqliteStore::commit(const WriteBatch& batch) {
 // Reads.
 
 Status SqliteStore::Impl::read_recovery(Recovery* out) {
+  Pending pending;
   Status st =
       rows(select_active.get(), Bind(select_active.get()), "read saga_state", [&](sqlite3_stmt* s) {
         const std::string id = column_text(s, 0);
@@ -740,40 +958,26 @@ Status SqliteStore::Impl::read_recovery(Recovery* out) {
         if (state->id != id) {
           return Status::Corruption("saga " + id + ": snapshot of " + state->id);
         }
+        if (Status p = decode_pending(column_text(s, 2), id, &pending); !p.ok()) return p;
         out->active.push_back(std::move(state).value());
+        std::move(pending.outbox.begin(), pending.outbox.end(), std::back_inserter(out->outbox));
+        std::move(pending.timers.begin(), pending.timers.end(), std::back_inserter(out->timers));
         return Status::Ok();
       });
   if (!st.ok()) return st;
-
-  st = rows(select_timers.get(), Bind(select_timers.get()), "read timers", [&](sqlite3_stmt* s) {
-    Timer t{column_text(s, 0), column_text(s, 1), from_ms(sqlite3_column_int64(s, 2))};
-    const std::string kind = column_text(s, 3);
-    if (kind == kTimerKinds[1]) {
-      t.kind = TimerKind::kTimeout;
-    } else if (kind == kTimerKinds[2]) {
-      t.kind = TimerKind::kRetry;
-    } else {
-      return Status::Corruption("timer " + t.id + ": unknown kind '" + kind + "'");
-    }
-    t.step = sqlite3_column_int(s, 4);
-    t.attempt = sqlite3_column_int(s, 5);
-    t.compensation = sqlite3_column_int(s, 6) != 0;
-    out->timers.push_back(std::move(t));
-    return Status::Ok();
+  std::sort(out->timers.begin(), out->timers.end(), [](const Timer& a, const Timer& b) {
+    return a.due != b.due ? a.due < b.due : a.id < b.id;
   });
-  if (!st.ok()) return st;
-
-  return rows(select_outbox.get(), Bind(select_outbox.get()), "read outbox", [&](sqlite3_stmt* s) {
-    out->outbox.push_back({column_text(s, 0), column_text(s, 1), column_text(s, 2),
-                           column_text(s, 3), sqlite3_column_int(s, 4) != 0, column_text(s, 5),
-                           column_text(s, 6)});
-    return Status::Ok();
-  });
+  return Status::Ok();
 }
 
 Result<Recovery> SqliteStore::recover() {
   std::lock_guard lock(impl_->mu);
-  // One read transaction: the three tables are seen at the same commit.
+  if (!impl_->select_active) {
+    return Status::FailedPrecondition(impl_->options.path + ": schema version " +
+                                      std::to_string(impl_->version) +
+                                      " is older than this build's; open it for writing first");
+  }
   if (Status st = impl_->exec("BEGIN", "begin read"); !st.ok()) return st;
   Recovery out;
   Status st = impl_->read_recovery(&out);

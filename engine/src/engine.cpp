@@ -382,7 +382,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
       if (awaited(live, *it)) {
         ++it;
       } else {
-        batch.sent.push_back(*it);
+        batch.sent.push_back({saga_id, *it});
         it = live.inflight.erase(it);
       }
     }
@@ -744,7 +744,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     } else {
       if (it != sagas.end()) it->second.inflight.erase(m.command_id);
       if (unacked.erase(m.command_id) > 0) impl.counters.backlog--;
-      batch.sent.push_back(m.command_id);
+      batch.sent.push_back({m.saga_id, m.command_id});
       schedule_flush();
     }
   }

@@ -90,8 +90,7 @@ class RawDb {
     for (const char* sql :
          {"SELECT * FROM events ORDER BY saga_id, seq",
           "SELECT saga_id, definition, version, status, input, reason, started_ms, updated_ms, "
-          "events, hex(snapshot) FROM saga_state ORDER BY saga_id",
-          "SELECT * FROM outbox ORDER BY id", "SELECT * FROM timers ORDER BY timer_id"}) {
+          "events, hex(snapshot), hex(pending) FROM saga_state ORDER BY saga_id"}) {
       for (auto& r : rows(sql)) all.push_back(r);
     }
     return all;
@@ -185,6 +184,15 @@ SagaWrite write_of(const std::string& id, uint32_t first, uint32_t last,
 
 std::vector<Event> events_of(const SagaWrite& w) {
   return w.events;
+}
+
+// Each saga's commands in the order it wrote them (sagas in no promised order).
+std::vector<Command> commands_of(const std::vector<Command>& all, const std::string& saga) {
+  std::vector<Command> out;
+  for (const Command& c : all) {
+    if (c.saga_id == saga) out.push_back(c);
+  }
+  return out;
 }
 
 TEST(SqliteStore, BatchIsAllThereAfterReopen) {
@@ -372,9 +380,8 @@ TEST(SqliteStore, FileUsesWalAndTablesAreReadableWithPlainSql) {
             (std::vector<std::string>{"1|SagaStarted", "2|StepDispatched", "3|StepDispatched"}));
   EXPECT_EQ(raw.value("SELECT definition, version, status, events FROM saga_state"),
             "order|2|running|3");
-  EXPECT_EQ(raw.value("SELECT command_id, participant, type FROM outbox"),
-            "a/reserve/a3|inventory|ReserveItems");
-  EXPECT_EQ(raw.value("SELECT timer_id, kind FROM timers"), "a/reserve/a3#t|timeout");
+  // What it has in flight is binary, next to its snapshot; a finished saga keeps neither.
+  EXPECT_EQ(raw.value("SELECT typeof(snapshot), typeof(pending) FROM saga_state"), "blob|blob");
 }
 
 TEST(SqliteStore, CommitBlockedByAnotherWriterIsRetriableAndWritesNothing) {
@@ -390,7 +397,7 @@ TEST(SqliteStore, CommitBlockedByAnotherWriterIsRetriableAndWritesNothing) {
   WriteBatch batch;
   batch.sagas = {write_of("a", 3, 4), write_of("b", 1, 1)};
   batch.sagas[0].cancel_timers = {before.sagas[0].timers[0].id};
-  batch.sent = {before.sagas[0].outbox[0].id};
+  batch.sent = {{"a", before.sagas[0].outbox[0].id}};
 
   RawDb other(path);
   other.exec("BEGIN IMMEDIATE");
@@ -473,7 +480,7 @@ TEST(SqliteStore, CommitFailingHalfwayRollsBackTheWholeBatch) {
   {
     RawDb raw(path);
     raw.exec(
-        "CREATE TRIGGER fail_b BEFORE INSERT ON outbox WHEN NEW.saga_id = 'b' "
+        "CREATE TRIGGER fail_b BEFORE INSERT ON saga_state WHEN NEW.saga_id = 'b' "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   }
   Status st = store->commit(batch);
@@ -488,6 +495,44 @@ TEST(SqliteStore, CommitFailingHalfwayRollsBackTheWholeBatch) {
   EXPECT_EQ(raw.value("SELECT count(*) FROM events"), "4");
 }
 
+// The store keeps what each saga has pending in memory between commits; a failed commit must
+// not leave that copy ahead of the log.
+TEST(SqliteStore, CommitFailingHalfwayLeavesPendingCommandsAsLastCommitted) {
+  const std::string path = temp_path("store.db");
+  auto store = open_store(options_for(path));
+  ASSERT_NE(store, nullptr);
+  WriteBatch first;
+  first.sagas = {write_of("a", 1, 2)};
+  ASSERT_OK(store->commit(first));
+
+  WriteBatch next;
+  next.sagas = {write_of("a", 3, 3), write_of("b", 1, 1)};
+  next.sagas[0].cancel_timers = {first.sagas[0].timers[0].id};
+  next.sent = {{"a", first.sagas[0].outbox[0].id}};
+  RawDb raw(path);
+  raw.exec(
+      "CREATE TRIGGER fail_b BEFORE INSERT ON saga_state WHEN NEW.saga_id = 'b' "
+      "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  EXPECT_FALSE(store->commit(next).ok());
+  auto rec = store->recover();
+  ASSERT_OK(rec);
+  EXPECT_EQ(rec->outbox, first.sagas[0].outbox);
+  EXPECT_EQ(rec->timers, first.sagas[0].timers);
+
+  raw.exec("DROP TRIGGER fail_b");
+  ASSERT_OK(store->commit(next));
+  WriteBatch last;
+  last.sagas = {write_of("a", 4, 4)};
+  last.sagas[0].cancel_timers = {next.sagas[0].timers[0].id};
+  last.sent = {{"a", next.sagas[0].outbox[0].id}};
+  ASSERT_OK(store->commit(last));
+  rec = store->recover();
+  ASSERT_OK(rec);
+  EXPECT_EQ(commands_of(rec->outbox, "a"), last.sagas[0].outbox);
+  EXPECT_EQ(commands_of(rec->outbox, "b"), next.sagas[1].outbox);
+  EXPECT_EQ(rec->timers, (std::vector<Timer>{last.sagas[0].timers[0], next.sagas[1].timers[0]}));
+}
+
 TEST(SqliteStore, RecommittingSameBatchChangesNothing) {
   const std::string path = temp_path("store.db");
   auto store = open_store(options_for(path));
@@ -500,14 +545,19 @@ TEST(SqliteStore, RecommittingSameBatchChangesNothing) {
   batch.sagas = {write_of("a", 3, 4), write_of("b", 1, 3),
                  write_of("c", 1, 5, SagaStatus::kCompleted)};
   batch.sagas[0].cancel_timers = {first.sagas[0].timers[0].id};
-  batch.sent = {first.sagas[0].outbox[0].id};
+  batch.sent = {{"a", first.sagas[0].outbox[0].id}};
   ASSERT_OK(store->commit(batch));
   RawDb raw(path);
   const std::vector<std::string> once = raw.dump();
   ASSERT_OK(store->commit(batch));
   EXPECT_EQ(raw.dump(), once);
   EXPECT_EQ(raw.value("SELECT count(*) FROM events"), "12");
-  EXPECT_EQ(raw.value("SELECT count(*) FROM outbox"), "3");
+  // A finished saga keeps nothing pending.
+  auto rec = store->recover();
+  ASSERT_OK(rec);
+  EXPECT_EQ(rec->outbox,
+            (std::vector<Command>{batch.sagas[0].outbox[0], batch.sagas[1].outbox[0]}));
+  EXPECT_EQ(rec->timers, (std::vector<Timer>{batch.sagas[0].timers[0], batch.sagas[1].timers[0]}));
 }
 
 TEST(SqliteStore, RecommittingAnOlderBatchKeepsTheNewerSnapshot) {
@@ -516,6 +566,8 @@ TEST(SqliteStore, RecommittingAnOlderBatchKeepsTheNewerSnapshot) {
   WriteBatch older, newer;
   older.sagas = {write_of("a", 1, 2)};
   newer.sagas = {write_of("a", 3, 4)};
+  newer.sagas[0].cancel_timers = {older.sagas[0].timers[0].id};
+  newer.sent = {{"a", older.sagas[0].outbox[0].id}};
   ASSERT_OK(store->commit(older));
   ASSERT_OK(store->commit(newer));
   ASSERT_OK(store->commit(older));
@@ -523,8 +575,20 @@ TEST(SqliteStore, RecommittingAnOlderBatchKeepsTheNewerSnapshot) {
   ASSERT_OK(rec);
   ASSERT_EQ(rec->active.size(), 1u);
   EXPECT_EQ(rec->active[0].seq, 4u);
+  // Nor do its command and timer come back.
+  EXPECT_EQ(rec->outbox, newer.sagas[0].outbox);
+  EXPECT_EQ(rec->timers, newer.sagas[0].timers);
   EXPECT_EQ((*store->find("a"))->events, 4u);
   EXPECT_EQ(store->events("a")->size(), 4u);
+  // The saga goes on from the newer state.
+  WriteBatch next;
+  next.sagas = {write_of("a", 5, 5)};
+  next.sent = {{"a", newer.sagas[0].outbox[0].id}};
+  ASSERT_OK(store->commit(next));
+  rec = store->recover();
+  ASSERT_OK(rec);
+  EXPECT_EQ(rec->outbox, next.sagas[0].outbox);
+  EXPECT_EQ(rec->timers, (std::vector<Timer>{newer.sagas[0].timers[0], next.sagas[0].timers[0]}));
 }
 
 TEST(SqliteStore, RecoverReturnsOnlyActiveSagasAndKeepsStuckOnes) {
@@ -562,25 +626,35 @@ TEST(SqliteStore, RecoverReturnsOnlyActiveSagasAndKeepsStuckOnes) {
   EXPECT_EQ(raw.value("SELECT count(*) FROM events"), "17");
 }
 
-TEST(SqliteStore, OutboxRowsStayInInsertionOrderUntilListedAsSent) {
+TEST(SqliteStore, OutboxCommandsStayInTheOrderEachSagaWroteThemUntilSettled) {
   auto store = open_store(options_for(temp_path("store.db")));
   ASSERT_NE(store, nullptr);
   WriteBatch batch;
   batch.sagas = {write_of("z", 1, 1), write_of("m", 1, 1), write_of("a", 1, 1)};
   batch.sagas[1].outbox.push_back(command_of("m", 9));
+  batch.sagas[1].outbox.insert(batch.sagas[1].outbox.begin(), command_of("m", 5));
   ASSERT_OK(store->commit(batch));
-  const std::vector<Command> all = {batch.sagas[0].outbox[0], batch.sagas[1].outbox[0],
-                                    batch.sagas[1].outbox[1], batch.sagas[2].outbox[0]};
   auto rec = store->recover();
   ASSERT_OK(rec);
-  EXPECT_EQ(rec->outbox, all);
+  ASSERT_EQ(rec->outbox.size(), 5u);
+  for (const SagaWrite& w : batch.sagas) {
+    EXPECT_EQ(commands_of(rec->outbox, w.state.id), w.outbox) << w.state.id;
+  }
 
+  // Settled in a batch that writes nothing else for them; unknown ids change nothing.
   WriteBatch acked;
-  acked.sent = {all[0].id, all[2].id, "never-existed"};
+  acked.sent = {{"z", batch.sagas[0].outbox[0].id},
+                {"m", batch.sagas[1].outbox[1].id},
+                {"a", "never-existed"},
+                {"nobody", "never-existed"}};
   ASSERT_OK(store->commit(acked));
   rec = store->recover();
   ASSERT_OK(rec);
-  EXPECT_EQ(rec->outbox, (std::vector<Command>{all[1], all[3]}));
+  EXPECT_EQ(commands_of(rec->outbox, "z"), std::vector<Command>{});
+  EXPECT_EQ(commands_of(rec->outbox, "m"),
+            (std::vector<Command>{batch.sagas[1].outbox[0], batch.sagas[1].outbox[2]}));
+  EXPECT_EQ(commands_of(rec->outbox, "a"), batch.sagas[2].outbox);
+  EXPECT_EQ(*store->find("nobody"), std::nullopt);
 }
 
 TEST(SqliteStore, CancelledTimersAreRemoved) {
@@ -729,6 +803,29 @@ TEST(SqliteStore, CorruptSnapshotFailsRecoveryNamingTheSaga) {
   EXPECT_NE(rec.status().message().find("order-17"), std::string::npos) << rec.status().to_string();
 }
 
+TEST(SqliteStore, CorruptPendingColumnFailsRecoveryAndCommitNamingTheSaga) {
+  const std::string path = temp_path("store.db");
+  auto store = open_store(options_for(path));
+  ASSERT_NE(store, nullptr);
+  WriteBatch batch;
+  batch.sagas = {write_of("order-17", 1, 1)};
+  ASSERT_OK(store->commit(batch));
+  store.reset();
+  // A command count far beyond the bytes that follow: refused before anything is allocated.
+  RawDb(path).exec(
+      "UPDATE saga_state SET pending = x'01ffffffffffffff7f00' WHERE saga_id = 'order-17'");
+  store = open_store(options_for(path));
+  ASSERT_NE(store, nullptr);
+  auto rec = store->recover();
+  EXPECT_EQ(rec.status().code(), Code::kCorruption);
+  EXPECT_NE(rec.status().message().find("order-17"), std::string::npos) << rec.status().to_string();
+  batch.sagas = {write_of("order-17", 2, 2)};
+  Status st = store->commit(batch);
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.to_string();
+  EXPECT_NE(st.message().find("order-17"), std::string::npos) << st.to_string();
+  EXPECT_EQ(store->events("order-17")->size(), 1u);  // nothing of the batch was written
+}
+
 TEST(SqliteStore, UnknownEventTypeIsCorruption) {
   const std::string path = temp_path("store.db");
   auto store = open_store(options_for(path));
@@ -750,6 +847,14 @@ void write_version1_file(const std::string& path, const SagaState& state) {
   raw.exec(
       "INSERT INTO events VALUES('a', 1, 'SagaStarted', -1, 2, 0, 1700000000001, 10, 'order', "
       "'{}', '')");
+  // Two commands in flight, a timer each, and a row of a saga the log does not hold.
+  raw.exec(
+      "INSERT INTO outbox VALUES(7, 'a/reserve/a2', 'a', 'inventory', 'ReserveItems', 0, "
+      "'{\"order\":7}', '00-trace'), (3, 'a/reserve/a1', 'a', 'inventory', 'ReserveItems', 0, "
+      "'{\"order\":7}', '00-trace'), (9, 'gone/x/a1', 'gone', 'p', 'X', 0, '{}', '')");
+  raw.exec(
+      "INSERT INTO timers VALUES('a/reserve/a2#t', 'a', 1700000030000, 'timeout', 0, 2, 0), "
+      "('a/reserve/a1#r', 'a', 1700000020000, 'retry', 0, 1, 0)");
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* s = nullptr;
@@ -778,6 +883,13 @@ TEST(SqliteStoreMigration, Version1FileIsMigratedWithDataIntact) {
   ASSERT_OK(rec);
   ASSERT_EQ(rec->active.size(), 1u);
   EXPECT_EQ(rec->active[0], state);
+  // The outbox and timer rows moved into the saga's row, in their order.
+  EXPECT_EQ(rec->outbox, (std::vector<Command>{command_of("a", 1), command_of("a", 2)}));
+  Timer retry = timer_of("a", 1);
+  retry.id = "a/reserve/a1#r";
+  retry.kind = TimerKind::kRetry;
+  retry.due = from_ms(1'700'000'020'000);
+  EXPECT_EQ(rec->timers, (std::vector<Timer>{retry, timer_of("a", 2)}));
   auto events = store->events("a");
   ASSERT_OK(events);
   ASSERT_EQ(events->size(), 1u);
@@ -787,7 +899,9 @@ TEST(SqliteStoreMigration, Version1FileIsMigratedWithDataIntact) {
   EXPECT_EQ(raw.value("PRAGMA user_version"), std::to_string(SqliteStore::kSchemaVersion));
   EXPECT_EQ(raw.rows("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
                      "ORDER BY name"),
-            (std::vector<std::string>{"saga_state_active", "saga_state_started", "timers_due"}));
+            (std::vector<std::string>{"saga_state_active", "saga_state_started"}));
+  EXPECT_EQ(raw.value("SELECT count(*) FROM sqlite_master WHERE name IN ('outbox', 'timers')"),
+            "0");
 }
 
 TEST(SqliteStore, DefinitionIsKeptOncePerFingerprintAndReadBackByAReader) {

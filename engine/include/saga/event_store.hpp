@@ -33,11 +33,18 @@ struct DefinitionRecord {
   bool operator==(const DefinitionRecord&) const = default;
 };
 
+// A command whose outbox row can go: answered, timed out or superseded.
+struct Settled {
+  std::string saga_id;
+  std::string command_id;
+  bool operator==(const Settled&) const = default;
+};
+
 struct WriteBatch {
   std::vector<SagaWrite> sagas;
   // Definitions first used by sagas of this batch; a store keeps one row per fingerprint.
   std::vector<DefinitionRecord> definitions;
-  std::vector<std::string> sent;  // outbox rows whose command is settled: delete them
+  std::vector<Settled> sent;  // outbox rows whose command is settled: delete them
 
   bool empty() const { return sagas.empty() && sent.empty() && definitions.empty(); }
 };
@@ -46,7 +53,8 @@ struct WriteBatch {
 struct Recovery {
   std::vector<SagaState> active;
   std::vector<Timer> timers;
-  std::vector<Command> outbox;  // commands still in flight: send again (same ids)
+  // Commands still in flight: send again (same ids). Each saga's in the order it wrote them.
+  std::vector<Command> outbox;
 };
 
 struct SagaSummary {
