@@ -195,7 +195,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     WriteBatch batch;
     std::vector<Command> sends;
     std::vector<Timer> arms;
-    std::vector<std::string> cancels, finished;
+    std::vector<std::string> cancels, finished, retried;
     std::vector<std::function<void(Status)>> callbacks;
     std::vector<Ack> acks;
     Status status;  // set by the committer
@@ -212,6 +212,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
   std::vector<Timer> to_arm;
   std::vector<std::string> to_cancel;
   std::vector<std::string> finished;
+  std::vector<std::string> retried;  // finished sagas an operator retried (not committed yet)
   std::vector<std::function<void(Status)>> after_commit;  // Ok once committed, else why not
   std::vector<Ack> acks;                                  // replies whose decisions are in `batch`
   bool flush_scheduled = false;
@@ -369,10 +370,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
   void record(const std::string& saga_id, Live& live, Decision d) {
     const SagaStatus before = live.state.status;
     live.state = std::move(d.state);
-    if (live.reported && !is_finished(live.state.status)) {  // an operator retried it
-      if (live.reported == SagaStatus::kStuck) impl.counters.stuck--;
-      live.reported.reset();
-    }
+    // An operator retried it: counted (and told) as stuck until the retry is committed.
+    if (live.reported && !is_finished(live.state.status)) retried.push_back(saga_id);
     for (const auto& t : d.cancel_timers) live.timers.erase(t);
     for (const auto& t : d.timers) live.timers.insert(t.id);
     // An outbox row lives until its command is settled (answered, timed out, superseded), so
@@ -439,6 +438,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     c->arms = std::exchange(to_arm, {});
     c->cancels = std::exchange(to_cancel, {});
     c->finished = std::exchange(finished, {});
+    c->retried = std::exchange(retried, {});
     c->callbacks = std::exchange(after_commit, {});
     c->acks = std::exchange(acks, {});
     return c;
@@ -459,6 +459,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     front(to_arm, c.arms);
     front(to_cancel, c.cancels);
     front(finished, c.finished);
+    front(retried, c.retried);
     front(after_commit, c.callbacks);
     front(acks, c.acks);
   }
@@ -595,6 +596,12 @@ struct Partition : std::enable_shared_from_this<Partition> {
     }
     for (const auto& t : c.arms) arm(t);
     for (auto& cmd : c.sends) send(to_message(cmd));
+    for (const auto& id : c.retried) {  // before finished: it may be stuck again already
+      auto it = sagas.find(id);
+      if (it == sagas.end() || !it->second.reported) continue;
+      if (it->second.reported == SagaStatus::kStuck) impl.counters.stuck--;
+      it->second.reported.reset();
+    }
     if (!c.finished.empty()) {
       std::unordered_map<std::string_view, const SagaState*> written;  // last write of each saga
       for (const SagaWrite& w : c.batch.sagas) written[w.state.id] = &w.state;
@@ -650,10 +657,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
       sagas.erase(it);
       c.active--;
     } else if (!is_finished(live.state.status)) {
-      // Stuck, and retried since (not committed yet): counted and observed as record() would
-      // have had the retry come later; its callers wait for how the retried saga ends.
-      live.reported.reset();
-      c.stuck--;
+      // Stuck, and retried since (not committed yet): counted stuck until the retry is
+      // committed; its callers wait for how the retried saga ends.
     } else {
       waiters = std::exchange(live.waiters, {});
     }

@@ -298,6 +298,29 @@ TEST_F(Pipeline, CallersOfASagaRetriedWhileItsStuckStateWasCommittedHearHowItEnd
   EXPECT_OK(engine->close());
 }
 
+// The counters follow the log: a retry that never gets committed leaves the saga stuck there.
+TEST_F(Pipeline, AStuckSagaWhoseRetryIsNotCommittedIsStillCountedStuck) {
+  participants.release_down = true;  // declined, then its release fails: the saga gets stuck
+  StartRequest declined = request("x");
+  declined.input = nlohmann::json{{"order_id", "x"}, {"amount", 10}, {"decline", true}}.dump();
+  auto first = engine->start(declined);
+  ASSERT_TRUE(ready(first));
+  ASSERT_EQ(first.get()->status, SagaStatus::kStuck);
+  ASSERT_EQ(engine->metrics().stuck, 1u);
+
+  participants.release_down = false;
+  store.fail_next(1'000'000);  // the log cannot be written from here on
+  auto retried = engine->retry("x", "the inventory is back");
+  EXPECT_EQ(retried.wait_for(200ms), std::future_status::timeout);
+  EXPECT_EQ(engine->state("x")->status, SagaStatus::kCompensating);  // decided, not committed
+  EXPECT_EQ(engine->metrics().stuck, 1u);
+  EXPECT_FALSE(engine->close().ok());
+  EXPECT_EQ((*mem.find("x"))->status, SagaStatus::kStuck);
+  EXPECT_EQ(engine->metrics().stuck, 1u);
+  ASSERT_EQ(retried.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(retried.get().ok());
+}
+
 TEST_F(Pipeline, ACommitStaysWithinMaxBatchWhileTheOneBeforeItRuns) {
   EngineOptions opts;
   opts.max_batch = 4;
