@@ -27,8 +27,15 @@ Status MemoryStore::commit(const WriteBatch& batch) {
     for (const auto& id : w.cancel_timers) timers_.erase(id);
     for (const Timer& t : w.timers) timers_[t.id] = t;
     for (const Command& c : w.outbox) outbox_.emplace(c.id, std::make_pair(outbox_seq_++, c));
+    if (is_terminal(w.state.status)) {  // a finished saga keeps nothing pending, as SqliteStore
+      std::erase_if(timers_, [&](const auto& t) { return t.second.saga_id == w.state.id; });
+      std::erase_if(outbox_, [&](const auto& c) { return c.second.second.saga_id == w.state.id; });
+    }
   }
-  for (const Settled& s : batch.sent) outbox_.erase(s.command_id);
+  for (const Settled& s : batch.sent) {
+    auto it = outbox_.find(s.command_id);
+    if (it != outbox_.end() && it->second.second.saga_id == s.saga_id) outbox_.erase(it);
+  }
   for (const DefinitionRecord& d : batch.definitions) definitions_.emplace(d.fingerprint, d);
   return Status::Ok();
 }

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "saga/limits.hpp"
 #include "sqlite_util.hpp"
 
 namespace saga {
@@ -219,6 +220,8 @@ Status decode_pending(std::string_view bytes, const std::string& saga_id, Pendin
   };
   if (static_cast<uint8_t>(bytes[0]) != kPendingFormat)
     return corrupt("unknown format version " + std::to_string(static_cast<uint8_t>(bytes[0])));
+  // Each command and timer gets a copy of the id: a long one would multiply a small blob.
+  if (saga_id.size() > kMaxIdBytes) return corrupt("saga id over " + std::to_string(kMaxIdBytes));
   try {
     ViewBuf buf(bytes.substr(1));
     std::istream is(&buf);
@@ -322,10 +325,10 @@ struct Migration {
   const char* sql;
 };
 
-// Only timers (small rows) are WITHOUT ROWID. events keeps a rowid so that its rows are appended
-// in commit order and only small (saga_id, seq) index entries land at the end of each saga's
-// log; clustered by saga, a batch over many sagas wrote twice as many WAL pages. saga_state
-// carries blobs; outbox's rowid is its insertion order.
+// events keeps a rowid so that its rows are appended in commit order and only small (saga_id,
+// seq) index entries land at the end of each saga's log; clustered by saga, a batch over many
+// sagas wrote twice as many WAL pages. saga_state carries blobs. (outbox and timers, until
+// version 5: a saga's row holds them now.)
 constexpr Migration kMigrations[] = {
     {1, R"sql(
 CREATE TABLE events(
@@ -814,6 +817,8 @@ Status SqliteStore::Impl::write(const WriteBatch& batch) {
     it->second.written = true;
     if (fresh && (w.events.empty() || w.events.front().seq != 1)) {
       if (Status st = load(w.state.id, &p); !st.ok()) return st;
+    } else if (fresh) {
+      pending_cache.erase(w.state.id);  // its start again: the cache follows this commit
     }
     for (const std::string& t : w.cancel_timers) p.cancel(t);
     for (const Timer& t : w.timers) {
@@ -913,7 +918,10 @@ Status SqliteStore::Impl::fold_pending_rows() {
         return Status::Ok();
       });
   if (!st.ok()) return st;
-  if (Status p = prepare(&update_pending, "UPDATE saga_state SET pending = ?2 WHERE saga_id = ?1");
+  // Finished sagas keep nothing pending (the engine dropped such rows at its next start).
+  if (Status p = prepare(&update_pending,
+                         "UPDATE saga_state SET pending = ?2 WHERE saga_id = ?1 AND snapshot IS "
+                         "NOT NULL");
       !p.ok())
     return p;
   for (const auto& [id, pending] : all) {

@@ -847,11 +847,15 @@ void write_version1_file(const std::string& path, const SagaState& state) {
   raw.exec(
       "INSERT INTO events VALUES('a', 1, 'SagaStarted', -1, 2, 0, 1700000000001, 10, 'order', "
       "'{}', '')");
-  // Two commands in flight, a timer each, and a row of a saga the log does not hold.
+  // Two commands in flight, a timer each, a row of a saga the log does not hold and one of a
+  // finished saga.
   raw.exec(
       "INSERT INTO outbox VALUES(7, 'a/reserve/a2', 'a', 'inventory', 'ReserveItems', 0, "
       "'{\"order\":7}', '00-trace'), (3, 'a/reserve/a1', 'a', 'inventory', 'ReserveItems', 0, "
-      "'{\"order\":7}', '00-trace'), (9, 'gone/x/a1', 'gone', 'p', 'X', 0, '{}', '')");
+      "'{\"order\":7}', '00-trace'), (9, 'gone/x/a1', 'gone', 'p', 'X', 0, '{}', ''), "
+      "(11, 'done/x/a1', 'done', 'p', 'X', 0, '{}', '')");
+  raw.exec(
+      "INSERT INTO saga_state VALUES('done', 'order', 2, 'completed', '{}', '', 1, 2, 3, NULL)");
   raw.exec(
       "INSERT INTO timers VALUES('a/reserve/a2#t', 'a', 1700000030000, 'timeout', 0, 2, 0), "
       "('a/reserve/a1#r', 'a', 1700000020000, 'retry', 0, 1, 0)");
@@ -902,6 +906,7 @@ TEST(SqliteStoreMigration, Version1FileIsMigratedWithDataIntact) {
             (std::vector<std::string>{"saga_state_active", "saga_state_started"}));
   EXPECT_EQ(raw.value("SELECT count(*) FROM sqlite_master WHERE name IN ('outbox', 'timers')"),
             "0");
+  EXPECT_EQ(raw.value("SELECT typeof(pending) FROM saga_state WHERE saga_id = 'done'"), "null");
 }
 
 TEST(SqliteStore, DefinitionIsKeptOncePerFingerprintAndReadBackByAReader) {

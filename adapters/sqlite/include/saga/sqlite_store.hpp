@@ -1,5 +1,5 @@
 // SqliteStore: the durable EventStore on one SQLite file (WAL). One commit() is one
-// transaction: events, saga snapshots, outbox rows and timers together.
+// transaction: events, saga snapshots, and each saga's commands in flight and timers together.
 //
 // Thread-safety: all methods are safe to call concurrently. A writer has two connections, each
 // behind its own mutex: commit() writes through one, the reads go through a read-only second
