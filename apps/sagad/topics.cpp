@@ -271,8 +271,13 @@ void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
     if (st.ok()) return ack();
     // Transient (the log cannot be written now) or this engine closed under it for a reload:
     // later. Anything else cannot change by trying again: dead letter.
-    if (st.retriable() || engine_().get() != used)
-      return retry_request(std::move(m), std::move(ack), tries, st.message());
+    if (st.retriable() || engine_().get() != used) {
+      // Every request waiting meets the same cause: one warning line (counted by the log), the
+      // engine's own line says why; each saga's refusal at debug level.
+      log_.debug("start request refused for now: " + st.message(), {{"saga_id", m.saga_id}});
+      return retry_request(std::move(m), std::move(ack), tries,
+                           "the engine takes no new sagas now");
+    }
     log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
     ack.dead_letter(st.message());
   };
@@ -281,7 +286,7 @@ void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
 
 void Topics::retry_request(saga::Message m, saga::Ack ack, int tries, const std::string& why) {
   const milliseconds delay(std::min<int64_t>(10'000, int64_t{500} << std::min(tries, 5)));
-  log_.warn("start request waits: " + why + "; trying again", {{"topic", opts_.requests}});
+  log_.warn("start requests wait: " + why + "; trying again", {{"topic", opts_.requests}});
   // Unsettled when sagad stops first: delivered again after a restart.
   later(delay, [this, m = std::move(m), ack = std::move(ack), tries]() mutable {
     on_request(std::move(m), std::move(ack), tries + 1);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -57,10 +58,10 @@ class SagadKafka : public ::testing::Test {
                                        << "\"\n\"session.timeout.ms\" = 6000\n";
     for (const char* name : {"inventory", "payment"}) {
       const std::string out = dir + "/" + name + ".out";
-      services.push_back(std::make_unique<testutil::ChildProcess>(
-          std::vector<std::string>{std::string(SAGA_BINARY_DIR "/samples/") + name + "-service",
-                                   "--bootstrap", bootstrap, "--db", dir + "/" + name + ".db"},
-          out));
+      std::vector<std::string> args = {std::string(SAGA_BINARY_DIR "/samples/") + name + "-service",
+                                       "--bootstrap", bootstrap, "--db", dir + "/" + name + ".db"};
+      if (std::string(name) == "inventory") args.insert(args.end(), {"--stock", "1000"});
+      services.push_back(std::make_unique<testutil::ChildProcess>(args, out));
       ASSERT_TRUE(testutil::wait_for_line(out, std::string(name) + "-service: ready", seconds(60)))
           << name;
     }
@@ -113,6 +114,16 @@ class SagadKafka : public ::testing::Test {
     }
     ADD_FAILURE() << "outcomes missing; sagad's log:\n" << testutil::read_file(dir + "/sagad.log");
     return got;
+  }
+
+  // Whether sagad's log says `text` within `timeout`.
+  bool logged(const std::string& text, seconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    do {
+      if (testutil::read_file(dir + "/sagad.log").find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < until);
+    return false;
   }
 
   std::string sql(const std::string& db, const std::string& query) {
@@ -205,6 +216,71 @@ TEST_F(SagadKafka, RequestsMadeWhileItIsDownStartAfterARestartAndNoOutcomeIsLost
   EXPECT_EQ(read("sagad.outcomes").count("d-2"), before + 1)
       << testutil::read_file(dir + "/sagad.log");
   EXPECT_GE(std::stoll(testutil::read_file(dir + "/log.db.outcomes")), mark);
+  sagad->kill(SIGTERM);
+  EXPECT_EQ(sagad->wait(seconds(30)), 0);
+}
+
+// Another connection holds the log's write lock: sagad's commits fail (busy) until it lets go.
+class WriteLock {
+ public:
+  explicit WriteLock(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 10'000);
+    EXPECT_EQ(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db_);
+  }
+  ~WriteLock() { release(); }
+  void release() {
+    if (!db_) return;
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+    db_ = nullptr;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+TEST_F(SagadKafka, RequestsArrivingWhileTheLogCannotBeWrittenStartOnceWhenItCanAgain) {
+  start_sagad();
+  produce({request("w-0", 100, "ReserveAndCharge")});  // the log exists, and sagad is ready
+  outcomes_of({"w-0"});
+  WriteLock lock(dir + "/log.db");
+  // The first wave is accepted into a batch whose commit waits for the lock, then fails.
+  produce({request("w-1", 100, "ReserveAndCharge"), request("w-2", 900, "ReserveAndCharge")});
+  ASSERT_TRUE(logged("the saga log cannot be written", seconds(60)))
+      << testutil::read_file(dir + "/sagad.log");
+  // The second wave is refused as retriable: more than the 256 requests sagad holds unsettled,
+  // so its consumer also waits for room.
+  std::vector<std::string> wave;
+  std::vector<std::string> ids = {"w-0", "w-1", "w-2"};
+  for (int i = 0; i < 300; i++) {
+    ids.push_back("v-" + std::to_string(i));
+    wave.push_back(request(ids.back(), 100, "ReserveAndCharge"));
+  }
+  produce(wave);
+  ASSERT_TRUE(logged("start requests wait", seconds(30)))
+      << testutil::read_file(dir + "/sagad.log");
+  lock.release();
+
+  auto got = outcomes_of(ids);
+  for (const auto& id : ids) EXPECT_EQ(got.count(id), 1u) << id;
+  EXPECT_EQ(json::parse(got.find("w-2")->second)["payload"]["status"], "compensated");
+  EXPECT_TRUE(logged("the saga log is writable again", seconds(1)));
+  // The same cause for 300 requests: logged once, counted, not once per request and retry.
+  const std::string log = testutil::read_file(dir + "/sagad.log");
+  size_t waits = 0;
+  for (size_t at = 0; (at = log.find("start requests wait", at)) != std::string::npos; ++at)
+    waits++;
+  EXPECT_LE(waits, 2u) << log;
+  // Nothing dead-lettered; each participant applied each saga once.
+  EXPECT_EQ(read("sagad.requests.dlq").size(), 0u);
+  EXPECT_EQ(sql("inventory.db", "SELECT count(*), count(DISTINCT id) FROM reservations"),
+            "303|303");
+  EXPECT_EQ(sql("inventory.db", "SELECT id FROM reservations WHERE status = 'released'"),
+            "res-w-2");
+  EXPECT_EQ(sql("payment.db", "SELECT count(*) FROM charges"), "302");
+  EXPECT_EQ(sql("log.db", "SELECT count(*) FROM saga_state WHERE status = 'completed'"), "302");
   sagad->kill(SIGTERM);
   EXPECT_EQ(sagad->wait(seconds(30)), 0);
 }
