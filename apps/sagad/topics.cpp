@@ -272,11 +272,14 @@ void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
     // Transient (the log cannot be written now) or this engine closed under it for a reload:
     // later. Anything else cannot change by trying again: dead letter.
     if (st.retriable() || engine_().get() != used) {
-      // Every request waiting meets the same cause: one warning line (counted by the log), the
-      // engine's own line says why; each saga's refusal at debug level.
+      // Every request waiting meets the same cause: without its saga id the warning is one
+      // line (the log counts repeats); each saga's refusal at debug level.
       log_.debug("start request refused for now: " + st.message(), {{"saga_id", m.saga_id}});
-      return retry_request(std::move(m), std::move(ack), tries,
-                           "the engine takes no new sagas now");
+      std::string why = st.message();
+      const std::string quoted = "'" + m.saga_id + "'";
+      for (size_t at = 0; (at = why.find(quoted, at)) != std::string::npos; at += 5)
+        why.replace(at, quoted.size(), "'...'");
+      return retry_request(std::move(m), std::move(ack), tries, why);
     }
     log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
     ack.dead_letter(st.message());

@@ -370,8 +370,9 @@ struct Partition : std::enable_shared_from_this<Partition> {
   void record(const std::string& saga_id, Live& live, Decision d) {
     const SagaStatus before = live.state.status;
     live.state = std::move(d.state);
-    // An operator retried it: counted (and told) as stuck until the retry is committed.
-    if (live.reported && !is_finished(live.state.status)) retried.push_back(saga_id);
+    // An operator retried it: counted (and told) as stuck until the retry is committed. Keyed
+    // on the live state: its stuck state may still be in the commit before this one.
+    if (is_finished(before) && !is_finished(live.state.status)) retried.push_back(saga_id);
     for (const auto& t : d.cancel_timers) live.timers.erase(t);
     for (const auto& t : d.timers) live.timers.insert(t.id);
     // An outbox row lives until its command is settled (answered, timed out, superseded), so

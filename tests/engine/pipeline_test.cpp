@@ -298,6 +298,32 @@ TEST_F(Pipeline, CallersOfASagaRetriedWhileItsStuckStateWasCommittedHearHowItEnd
   EXPECT_OK(engine->close());
 }
 
+TEST_F(Pipeline, ASagaRetriedWhileItsStuckStateWasCommittedAndStuckAgainIsToldSo) {
+  participants.release_down = true;  // its release keeps failing, the retry's too
+  store.hold_if([](const WriteBatch& b) {
+    for (const SagaWrite& w : b.sagas)
+      if (w.state.status == SagaStatus::kStuck) return true;
+    return false;
+  });
+  store.shut();
+  StartRequest declined = request("x");
+  declined.input = nlohmann::json{{"order_id", "x"}, {"amount", 10}, {"decline", true}}.dump();
+  auto first = engine->start(declined);
+  ASSERT_TRUE(store.wait_entered(1));                          // the stuck state is being committed
+  auto retried = engine->retry("x", "try the release again");  // decided behind it
+  auto again = engine->start(declined);
+  store.hold_if([](const WriteBatch&) { return false; });
+  store.open();
+  ASSERT_TRUE(ready(first));
+  ASSERT_TRUE(ready(again));
+  EXPECT_OK(retried.get());
+  EXPECT_EQ(first.get()->status, SagaStatus::kStuck);  // stuck again, after the retry
+  EXPECT_EQ(again.get()->status, SagaStatus::kStuck);
+  EXPECT_EQ((*mem.find("x"))->status, SagaStatus::kStuck);
+  EXPECT_EQ(engine->metrics().stuck, 1u);
+  EXPECT_OK(engine->close());
+}
+
 // The counters follow the log: a retry that never gets committed leaves the saga stuck there.
 TEST_F(Pipeline, AStuckSagaWhoseRetryIsNotCommittedIsStillCountedStuck) {
   participants.release_down = true;  // declined, then its release fails: the saga gets stuck
