@@ -113,6 +113,17 @@ class Pipeline : public ::testing::Test {
     r.on_accepted = [&accepted](Status st) { accepted = st.ok() ? 1 : 0; };
     return engine->start(std::move(r));
   }
+  // Declined at payment: compensated, or stuck while the release fails too.
+  StartRequest declined_request(const std::string& id) {
+    StartRequest r = request(id);
+    r.input = nlohmann::json{{"order_id", id}, {"amount", 10}, {"decline", true}}.dump();
+    return r;
+  }
+  static bool writes_stuck(const WriteBatch& b) {
+    for (const SagaWrite& w : b.sagas)
+      if (w.state.status == SagaStatus::kStuck) return true;
+    return false;
+  }
   static bool ready(std::future<Result<SagaOutcome>>& f) {
     return f.wait_for(10s) == std::future_status::ready;
   }
@@ -273,14 +284,9 @@ TEST_F(Pipeline, OutcomeToldIsTheCommittedOneNotADecisionStillBeingCommitted) {
 
 TEST_F(Pipeline, CallersOfASagaRetriedWhileItsStuckStateWasCommittedHearHowItEnds) {
   participants.release_down = true;  // declined, then its release fails: the saga gets stuck
-  store.hold_if([](const WriteBatch& b) {
-    for (const SagaWrite& w : b.sagas)
-      if (w.state.status == SagaStatus::kStuck) return true;
-    return false;
-  });
+  store.hold_if(writes_stuck);
   store.shut();
-  StartRequest declined = request("x");
-  declined.input = nlohmann::json{{"order_id", "x"}, {"amount", 10}, {"decline", true}}.dump();
+  const StartRequest declined = declined_request("x");
   auto first = engine->start(declined);
   ASSERT_TRUE(store.wait_entered(1));  // the stuck state is being committed
   participants.release_down = false;
@@ -300,14 +306,9 @@ TEST_F(Pipeline, CallersOfASagaRetriedWhileItsStuckStateWasCommittedHearHowItEnd
 
 TEST_F(Pipeline, ASagaRetriedWhileItsStuckStateWasCommittedAndStuckAgainIsToldSo) {
   participants.release_down = true;  // its release keeps failing, the retry's too
-  store.hold_if([](const WriteBatch& b) {
-    for (const SagaWrite& w : b.sagas)
-      if (w.state.status == SagaStatus::kStuck) return true;
-    return false;
-  });
+  store.hold_if(writes_stuck);
   store.shut();
-  StartRequest declined = request("x");
-  declined.input = nlohmann::json{{"order_id", "x"}, {"amount", 10}, {"decline", true}}.dump();
+  const StartRequest declined = declined_request("x");
   auto first = engine->start(declined);
   ASSERT_TRUE(store.wait_entered(1));                          // the stuck state is being committed
   auto retried = engine->retry("x", "try the release again");  // decided behind it
@@ -327,8 +328,7 @@ TEST_F(Pipeline, ASagaRetriedWhileItsStuckStateWasCommittedAndStuckAgainIsToldSo
 // The counters follow the log: a retry that never gets committed leaves the saga stuck there.
 TEST_F(Pipeline, AStuckSagaWhoseRetryIsNotCommittedIsStillCountedStuck) {
   participants.release_down = true;  // declined, then its release fails: the saga gets stuck
-  StartRequest declined = request("x");
-  declined.input = nlohmann::json{{"order_id", "x"}, {"amount", 10}, {"decline", true}}.dump();
+  const StartRequest declined = declined_request("x");
   auto first = engine->start(declined);
   ASSERT_TRUE(ready(first));
   ASSERT_EQ(first.get()->status, SagaStatus::kStuck);

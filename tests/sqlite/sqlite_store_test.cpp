@@ -182,6 +182,14 @@ SagaWrite write_of(const std::string& id, uint32_t first, uint32_t last,
   return w;
 }
 
+// The first write of `batch` settles the command of `earlier`'s first write and cancels its timer,
+// as the engine's next decision for that saga does.
+void settle_first(WriteBatch* batch, const WriteBatch& earlier) {
+  const SagaWrite& e = earlier.sagas[0];
+  batch->sagas[0].cancel_timers.push_back(e.timers[0].id);
+  batch->sent.push_back({e.state.id, e.outbox[0].id});
+}
+
 std::vector<Event> events_of(const SagaWrite& w) {
   return w.events;
 }
@@ -396,8 +404,7 @@ TEST(SqliteStore, CommitBlockedByAnotherWriterIsRetriableAndWritesNothing) {
 
   WriteBatch batch;
   batch.sagas = {write_of("a", 3, 4), write_of("b", 1, 1)};
-  batch.sagas[0].cancel_timers = {before.sagas[0].timers[0].id};
-  batch.sent = {{"a", before.sagas[0].outbox[0].id}};
+  settle_first(&batch, before);
 
   RawDb other(path);
   other.exec("BEGIN IMMEDIATE");
@@ -507,8 +514,7 @@ TEST(SqliteStore, CommitFailingHalfwayLeavesPendingCommandsAsLastCommitted) {
 
   WriteBatch next;
   next.sagas = {write_of("a", 3, 3), write_of("b", 1, 1)};
-  next.sagas[0].cancel_timers = {first.sagas[0].timers[0].id};
-  next.sent = {{"a", first.sagas[0].outbox[0].id}};
+  settle_first(&next, first);
   RawDb raw(path);
   raw.exec(
       "CREATE TRIGGER fail_b BEFORE INSERT ON saga_state WHEN NEW.saga_id = 'b' "
@@ -523,8 +529,7 @@ TEST(SqliteStore, CommitFailingHalfwayLeavesPendingCommandsAsLastCommitted) {
   ASSERT_OK(store->commit(next));
   WriteBatch last;
   last.sagas = {write_of("a", 4, 4)};
-  last.sagas[0].cancel_timers = {next.sagas[0].timers[0].id};
-  last.sent = {{"a", next.sagas[0].outbox[0].id}};
+  settle_first(&last, next);
   ASSERT_OK(store->commit(last));
   rec = store->recover();
   ASSERT_OK(rec);
@@ -544,8 +549,7 @@ TEST(SqliteStore, RecommittingSameBatchChangesNothing) {
   WriteBatch batch;
   batch.sagas = {write_of("a", 3, 4), write_of("b", 1, 3),
                  write_of("c", 1, 5, SagaStatus::kCompleted)};
-  batch.sagas[0].cancel_timers = {first.sagas[0].timers[0].id};
-  batch.sent = {{"a", first.sagas[0].outbox[0].id}};
+  settle_first(&batch, first);
   ASSERT_OK(store->commit(batch));
   RawDb raw(path);
   const std::vector<std::string> once = raw.dump();
@@ -566,8 +570,7 @@ TEST(SqliteStore, RecommittingAnOlderBatchKeepsTheNewerSnapshot) {
   WriteBatch older, newer;
   older.sagas = {write_of("a", 1, 2)};
   newer.sagas = {write_of("a", 3, 4)};
-  newer.sagas[0].cancel_timers = {older.sagas[0].timers[0].id};
-  newer.sent = {{"a", older.sagas[0].outbox[0].id}};
+  settle_first(&newer, older);
   ASSERT_OK(store->commit(older));
   ASSERT_OK(store->commit(newer));
   ASSERT_OK(store->commit(older));
