@@ -736,6 +736,13 @@ int SqliteStore::schema_version() const {
 // ---------------------------------------------------------------------------------------------
 // Writes.
 
+namespace {
+// Empty bytes are stored as NULL (a finished saga's snapshot, nothing pending).
+Bind& blob_or_null(Bind& b, const std::string& bytes) {
+  return bytes.empty() ? b.null() : b.blob(bytes);
+}
+}  // namespace
+
 Status SqliteStore::Impl::load_pending(const std::string& saga_id, Pending* out) {
   sqlite3_stmt* stmt = select_pending.get();
   std::string bytes;
@@ -764,20 +771,17 @@ Status SqliteStore::Impl::write_saga(const SagaWrite& w, const std::string& pend
 
   const SagaState& s = w.state;
   const std::string snapshot = is_terminal(s.status) ? std::string() : encode_snapshot(s);
-  auto bind_blob = [](Bind& b, const std::string& bytes) -> Bind& {
-    return bytes.empty() ? b.null() : b.blob(bytes);
-  };
   auto insert = [&]() {
     Bind b(insert_state.get());
     b.text(id).text(s.definition).i64(s.version).text(status_name(s.status)).text(s.input);
     b.text(s.reason).i64(to_ms(s.started_at)).i64(to_ms(s.updated_at)).i64(s.seq);
-    bind_blob(bind_blob(b, snapshot), pending);
+    blob_or_null(blob_or_null(b, snapshot), pending);
     return run(insert_state.get(), b, "insert saga_state");
   };
   auto update = [&]() {
     Bind b(update_state.get());
     b.text(id).text(status_name(s.status)).text(s.reason).i64(to_ms(s.updated_at)).i64(s.seq);
-    bind_blob(bind_blob(b, snapshot), pending);
+    blob_or_null(blob_or_null(b, snapshot), pending);
     return run(update_state.get(), b, "update saga_state");
   };
   // Either finds the row missing or present; the other one settles it (a batch committed again).
@@ -847,12 +851,7 @@ Status SqliteStore::Impl::write(const WriteBatch& batch) {
   for (auto& [id, t] : touched) {
     if (t.written) continue;
     Bind b(update_pending.get());
-    b.text(id);
-    if (t.bytes.empty()) {
-      b.null();
-    } else {
-      b.blob(t.bytes);
-    }
+    blob_or_null(b.text(id), t.bytes);
     if (Status st = run(update_pending.get(), b, "update pending"); !st.ok()) return st;
     t.stale = sqlite3_changes(h()) == 0;
   }

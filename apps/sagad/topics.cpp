@@ -276,9 +276,9 @@ void Topics::on_request(saga::Message m, saga::Ack ack, int tries) {
       // line (the log counts repeats); each saga's refusal at debug level.
       log_.debug("start request refused for now: " + st.message(), {{"saga_id", m.saga_id}});
       std::string why = st.message();
-      const std::string quoted = "'" + m.saga_id + "'";
-      for (size_t at = 0; (at = why.find(quoted, at)) != std::string::npos; at += 5)
-        why.replace(at, quoted.size(), "'...'");
+      const std::string quoted = "'" + m.saga_id + "'", elided = "'...'";
+      for (size_t at = 0; (at = why.find(quoted, at)) != std::string::npos; at += elided.size())
+        why.replace(at, quoted.size(), elided);
       return retry_request(std::move(m), std::move(ack), tries, why);
     }
     log_.warn("start request refused: " + st.message(), {{"saga_id", m.saga_id}});
