@@ -370,6 +370,14 @@ CREATE INDEX saga_state_started ON saga_state(started_ms DESC, saga_id);
     {5, R"sql(
 ALTER TABLE saga_state ADD COLUMN pending BLOB;
 )sql"},
+    // The index of live sagas depends on their status, which a decision seldom changes (the
+    // snapshot, which it always rewrites, cost an index delete and insert per decision). An OR,
+    // not IN: SQLite builds a temporary table for an IN of three values at each row it writes.
+    {6, R"sql(
+DROP INDEX saga_state_active;
+CREATE INDEX saga_state_live ON saga_state(saga_id)
+  WHERE status = 'running' OR status = 'compensating' OR status = 'stuck';
+)sql"},
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
@@ -409,7 +417,7 @@ struct SqliteStore::Impl {
   std::mutex mu;
 
   StmtPtr begin, commit, rollback;
-  StmtPtr insert_event, insert_state, update_state, select_pending, update_pending;
+  StmtPtr insert_event, insert_state, update_state, update_progress, select_pending, update_pending;
   StmtPtr select_active;
   StmtPtr select_events, select_summary, select_list, select_event_at, count_list;
   StmtPtr insert_definition, select_definition, select_definitions;
@@ -590,10 +598,16 @@ Status SqliteStore::Impl::prepare_all() {
       {&update_state,
        "UPDATE saga_state SET status = ?2, reason = ?3, updated_ms = ?4, events = ?5, "
        "snapshot = ?6, pending = ?7 WHERE saga_id = ?1 AND events <= ?5"},
+      // Most decisions change neither status nor reason: leaving them out of the SET spares the
+      // index of live sagas.
+      {&update_progress,
+       "UPDATE saga_state SET updated_ms = ?4, events = ?5, snapshot = ?6, pending = ?7 WHERE "
+       "saga_id = ?1 AND events <= ?5 AND status = ?2 AND reason = ?3"},
       {&select_pending, "SELECT pending FROM saga_state WHERE saga_id = ?1"},
       {&update_pending, "UPDATE saga_state SET pending = ?2 WHERE saga_id = ?1"},
       {&select_active,
-       "SELECT saga_id, snapshot, pending FROM saga_state WHERE snapshot IS NOT NULL"},
+       "SELECT saga_id, snapshot, pending FROM saga_state WHERE status = 'running' OR status "
+       "= 'compensating' OR status = 'stuck'"},
       {&select_event_at,
        "SELECT type, step, attempt, compensation, at_ms, value, detail, data, trace, "
        "fingerprint FROM events WHERE saga_id = ?1 AND seq = ?2"},
@@ -737,6 +751,29 @@ int SqliteStore::schema_version() const {
 // Writes.
 
 namespace {
+// Events after which apply() may leave another status or reason (a hint: the progress update
+// checks both anyway).
+bool may_change_status(const std::vector<Event>& events) {
+  for (const Event& e : events) {
+    switch (e.type) {
+      case EventType::kStepDispatched:
+      case EventType::kStepSucceeded:
+      case EventType::kRetryScheduled:
+      case EventType::kCompensationSucceeded:
+      case EventType::kCompensationFailed:
+      case EventType::kCommandNotSent:
+        break;
+      case EventType::kStepFailed:
+      case EventType::kStepTimedOut:
+        if (e.final()) return true;
+        break;
+      default:
+        return true;
+    }
+  }
+  return false;
+}
+
 // Empty bytes are stored as NULL (a finished saga's snapshot, nothing pending).
 Bind& blob_or_null(Bind& b, const std::string& bytes) {
   return bytes.empty() ? b.null() : b.blob(bytes);
@@ -778,19 +815,34 @@ Status SqliteStore::Impl::write_saga(const SagaWrite& w, const std::string& pend
     blob_or_null(blob_or_null(b, snapshot), pending);
     return run(insert_state.get(), b, "insert saga_state");
   };
-  auto update = [&]() {
-    Bind b(update_state.get());
+  auto update = [&](sqlite3_stmt* stmt) {
+    Bind b(stmt);
     b.text(id).text(status_name(s.status)).text(s.reason).i64(to_ms(s.updated_at)).i64(s.seq);
     blob_or_null(blob_or_null(b, snapshot), pending);
-    return run(update_state.get(), b, "update saga_state");
+    return run(stmt, b, "update saga_state");
   };
   // Either finds the row missing or present; the other one settles it (a batch committed again).
   // A stale write (a batch committed again after a newer one) changes neither the snapshot nor
-  // what is pending.
+  // what is pending. A write whose events keep status and reason tries the update that leaves
+  // them (and the index of live sagas) alone; finding them changed, it takes the full one.
   const bool first = !w.events.empty() && w.events.front().seq == 1;
-  if (Status st = first ? insert() : update(); !st.ok()) return st;
-  if (sqlite3_changes(h()) == 0) {
-    if (Status st = first ? update() : insert(); !st.ok()) return st;
+  if (first) {
+    if (Status st = insert(); !st.ok()) return st;
+    if (sqlite3_changes(h()) == 0) {
+      if (Status st = update(update_state.get()); !st.ok()) return st;
+    }
+  } else {
+    bool changed = false;
+    if (!may_change_status(w.events)) {
+      if (Status st = update(update_progress.get()); !st.ok()) return st;
+      changed = sqlite3_changes(h()) > 0;
+    }
+    if (!changed) {
+      if (Status st = update(update_state.get()); !st.ok()) return st;
+    }
+    if (sqlite3_changes(h()) == 0) {
+      if (Status st = insert(); !st.ok()) return st;
+    }
   }
   *wrote = sqlite3_changes(h()) > 0;
   return Status::Ok();

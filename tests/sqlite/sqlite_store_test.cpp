@@ -627,6 +627,12 @@ TEST(SqliteStore, RecoverReturnsOnlyActiveSagasAndKeepsStuckOnes) {
   EXPECT_EQ(raw.rows("SELECT saga_id FROM saga_state WHERE snapshot IS NULL ORDER BY saga_id"),
             (std::vector<std::string>{"aborted", "compensated", "completed"}));
   EXPECT_EQ(raw.value("SELECT count(*) FROM events"), "17");
+  // Their events (a dispatch) do not change a status, yet each status did: the update that
+  // keeps the status found it changed and gave way to the full one.
+  EXPECT_EQ(raw.rows("SELECT saga_id || ' ' || status FROM saga_state ORDER BY saga_id"),
+            (std::vector<std::string>{"aborted aborted", "compensated compensated",
+                                      "compensating compensating", "completed completed",
+                                      "running running", "stuck stuck"}));
 }
 
 TEST(SqliteStore, OutboxCommandsStayInTheOrderEachSagaWroteThemUntilSettled) {
@@ -906,7 +912,7 @@ TEST(SqliteStoreMigration, Version1FileIsMigratedWithDataIntact) {
   EXPECT_EQ(raw.value("PRAGMA user_version"), std::to_string(SqliteStore::kSchemaVersion));
   EXPECT_EQ(raw.rows("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
                      "ORDER BY name"),
-            (std::vector<std::string>{"saga_state_active", "saga_state_started"}));
+            (std::vector<std::string>{"saga_state_live", "saga_state_started"}));
   EXPECT_EQ(raw.value("SELECT count(*) FROM sqlite_master WHERE name IN ('outbox', 'timers')"),
             "0");
   EXPECT_EQ(raw.value("SELECT typeof(pending) FROM saga_state WHERE saga_id = 'done'"), "null");

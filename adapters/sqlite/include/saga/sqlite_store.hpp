@@ -27,7 +27,7 @@ struct SqliteOptions {  // also used by SqliteParticipantStore
 
 class SqliteStore : public EventStore {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens or creates the file and migrates its schema to kSchemaVersion. A file written by a
   // newer version is refused with kFailedPrecondition.
