@@ -2,7 +2,6 @@
 
 #include <prometheus/text_serializer.h>
 
-#include <climits>
 #include <optional>
 
 namespace sagad {
@@ -35,24 +34,37 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Name("saga_commit_batch_decisions")
                        .Help("Decisions committed together in one batch")
                        .Register(*registry_);
+  commit_seconds_all_ = &commit_seconds_->Add(
+      {}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                  0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  commit_batch_all_ = &commit_batch_->Add(
+      {},
+      prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048});
 }
 
 void Metrics::observe(saga::EngineOptions* o) {
   o->on_event = [this](const saga::SagaState& s, const saga::Event& e) { on_event(s, e); };
   o->on_commit = [this](size_t decisions, std::chrono::nanoseconds took) {
-    static const prometheus::Histogram::BucketBoundaries kSeconds{
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
-    static const prometheus::Histogram::BucketBoundaries kBatch{1,  2,   4,   8,   16,   32,
-                                                                64, 128, 256, 512, 1024, 2048};
-    commit_seconds_->Add({}, kSeconds).Observe(std::chrono::duration<double>(took).count());
-    commit_batch_->Add({}, kBatch).Observe(static_cast<double>(decisions));
+    commit_seconds_all_->Observe(std::chrono::duration<double>(took).count());
+    commit_batch_all_->Observe(static_cast<double>(decisions));
   };
   auto previous = std::move(o->on_finished);
   o->on_finished = [this, previous](const saga::SagaOutcome& out) {
-    finished_->Add({{"type", out.definition}, {"status", saga::status_name(out.status)}})
-        .Increment();
+    const char* status = saga::status_name(out.status);
+    counter(finished_, out.definition + '\0' + status, [&]() -> prometheus::Labels {
+      return {{"type", out.definition}, {"status", status}};
+    }).Increment();
     if (previous) previous(out);
   };
+}
+
+prometheus::Counter& Metrics::counter(prometheus::Family<prometheus::Counter>* family,
+                                      const std::string& key,
+                                      const std::function<prometheus::Labels()>& labels) {
+  std::lock_guard l(cache_mu_);
+  auto& c = counters_[family][key];
+  if (c == nullptr) c = &family->Add(labels());
+  return *c;
 }
 
 void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
@@ -62,49 +74,77 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
   // A command that could not be sent has no latency to record.
   const char* outcome = e.type == EventType::kCommandNotSent ? nullptr : saga::event_outcome(e);
   if (e.type == EventType::kSagaStarted) {  // committed: a repeated start adds no event
-    started_->Add({{"type", s.definition}}).Increment();
+    counter(started_, s.definition, [&]() -> prometheus::Labels {
+      return {{"type", s.definition}};
+    }).Increment();
     return;
   }
   if (e.type == EventType::kSagaCompleted || e.type == EventType::kSagaCompensated ||
       e.type == EventType::kSagaStuck) {  // forget its attempts that never got an answer
     std::lock_guard l(mu_);
-    dispatched_.erase(dispatched_.lower_bound({s.id, INT_MIN, false}),
-                      dispatched_.upper_bound({s.id, INT_MAX, true}));
+    dispatched_.erase(s.id);
     return;
   }
   if (!dispatch && outcome == nullptr) return;
-  const auto key = std::make_tuple(s.id, e.step, e.compensation);
   std::optional<saga::TimePoint> sent;
   {
     std::lock_guard l(mu_);
     if (dispatch) {
-      dispatched_[key] = e.at;
+      auto& attempts = dispatched_[s.id];
+      for (Dispatched& d : attempts) {
+        if (d.step == e.step && d.compensation == e.compensation) {
+          d.at = e.at;
+          return;
+        }
+      }
+      attempts.push_back({e.step, e.compensation, e.at});
       return;
     }
-    auto it = dispatched_.find(key);
+    auto it = dispatched_.find(s.id);
     if (it == dispatched_.end()) return;  // dispatched before this process started
-    sent = it->second;
-    dispatched_.erase(it);
+    auto& attempts = it->second;
+    for (size_t i = 0; i < attempts.size(); ++i) {
+      if (attempts[i].step == e.step && attempts[i].compensation == e.compensation) {
+        sent = attempts[i].at;
+        attempts.erase(attempts.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+      }
+    }
+    if (attempts.empty()) dispatched_.erase(it);
+    if (!sent) return;
   }
-  static const prometheus::Histogram::BucketBoundaries kSeconds{
-      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-  std::string step = "step#" + std::to_string(e.step);
-  if (auto engine = engine_ ? engine_() : nullptr) {
-    if (const saga::Definition* d = engine->definition(s.definition, s.version);
-        d != nullptr && e.step >= 0 && static_cast<size_t>(e.step) < d->steps.size())
-      step = d->steps[e.step].name;
+  const std::string key = s.definition + '\0' + std::to_string(s.version) + '\0' +
+                          std::to_string(e.step) + (e.compensation ? "c" : "a") + outcome;
+  prometheus::Histogram* h = nullptr;
+  {
+    std::lock_guard l(cache_mu_);
+    if (auto it = steps_.find(key); it != steps_.end()) h = it->second;
   }
-  step_seconds_
-      ->Add({{"type", s.definition},
-             {"step", step},
-             {"compensation", e.compensation ? "true" : "false"},
-             {"outcome", outcome}},
-            kSeconds)
-      .Observe(static_cast<double>(saga::to_ms(e.at) - saga::to_ms(*sent)) / 1000.0);
+  if (h == nullptr) {
+    static const prometheus::Histogram::BucketBoundaries kSeconds{
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    std::string step = "step#" + std::to_string(e.step);
+    if (auto engine = engine_ ? engine_() : nullptr) {
+      if (const saga::Definition* d = engine->definition(s.definition, s.version);
+          d != nullptr && e.step >= 0 && static_cast<size_t>(e.step) < d->steps.size())
+        step = d->steps[e.step].name;
+    }
+    // Versions that name a step alike share its series.
+    h = &step_seconds_->Add({{"type", s.definition},
+                             {"step", step},
+                             {"compensation", e.compensation ? "true" : "false"},
+                             {"outcome", outcome}},
+                            kSeconds);
+    std::lock_guard l(cache_mu_);
+    steps_.emplace(key, h);
+  }
+  h->Observe(static_cast<double>(saga::to_ms(e.at) - saga::to_ms(*sent)) / 1000.0);
 }
 
 void Metrics::http_request(const std::string& route, int status) {
-  http_->Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+  counter(http_, route + '\0' + std::to_string(status), [&]() -> prometheus::Labels {
+    return {{"route", route}, {"code", std::to_string(status)}};
+  }).Increment();
 }
 
 void Metrics::set_sources(std::function<std::shared_ptr<saga::Engine>()> engine,

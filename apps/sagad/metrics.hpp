@@ -11,6 +11,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "saga/engine.hpp"
 
@@ -36,6 +38,9 @@ class Metrics {
 
  private:
   void on_event(const saga::SagaState& s, const saga::Event& e);
+  prometheus::Counter& counter(prometheus::Family<prometheus::Counter>* family,
+                               const std::string& key,
+                               const std::function<prometheus::Labels()>& labels);
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* started_;
   prometheus::Family<prometheus::Counter>* finished_;
@@ -45,9 +50,20 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* commit_batch_;
   std::function<std::shared_ptr<saga::Engine>()> engine_;
   std::function<TransportCounters()> transport_;
-  // When each attempt in flight was dispatched: (saga, step, compensation) -> time.
+  // When each attempt in flight was dispatched, by saga: (step, compensation, time).
+  struct Dispatched {
+    int step;
+    bool compensation;
+    saga::TimePoint at;
+  };
   std::mutex mu_;
-  std::map<std::tuple<std::string, int, bool>, saga::TimePoint> dispatched_;
+  std::unordered_map<std::string, std::vector<Dispatched>> dispatched_;
+  // Each label set's metric, found once: Family::Add hashes and locks at every call.
+  std::mutex cache_mu_;
+  std::unordered_map<const void*, std::unordered_map<std::string, prometheus::Counter*>> counters_;
+  std::unordered_map<std::string, prometheus::Histogram*> steps_;
+  prometheus::Histogram* commit_seconds_all_ = nullptr;
+  prometheus::Histogram* commit_batch_all_ = nullptr;
 };
 
 }  // namespace sagad

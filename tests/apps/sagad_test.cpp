@@ -225,6 +225,8 @@ TEST_F(Sagad, MetricsMoveWithSagasAndRequests) {
           R"(saga_step_seconds_count{compensation="false",outcome="ok",step="charge_payment",type="PlaceOrder"})"),
       2);
   EXPECT_GE(metric("saga_commit_seconds_count"), 2);
+  EXPECT_EQ(metric(R"(sagad_http_requests_total{code="200",route="/sagas"})"), 3);
+  EXPECT_GE(metric(R"(sagad_http_requests_total{code="200",route="/metrics"})"), 4);
 }
 
 // JSON logs carry what a line is about as fields: saga, command and trace ids.
