@@ -110,10 +110,12 @@ Status check_json_object(std::string_view text, std::string_view what, size_t ma
   if (json_depth(text, max_depth) > max_depth)
     return Status::InvalidArgument(std::string(what) + " is nested deeper than " +
                                    std::to_string(max_depth) + " levels");
-  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded())
+  // Validated without building it: accept() runs the parser's lexer and grammar alone.
+  if (!nlohmann::json::accept(text.begin(), text.end()))
     return Status::InvalidArgument(std::string(what) + " is not valid JSON (or not UTF-8)");
-  if (!j.is_object()) return Status::InvalidArgument(std::string(what) + " is not a JSON object");
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || text[first] != '{')
+    return Status::InvalidArgument(std::string(what) + " is not a JSON object");
   return Status::Ok();
 }
 

@@ -34,6 +34,21 @@ TEST(Limits, JsonDepthCountsOnlyOutsideStringsAndStopsEarly) {
   EXPECT_EQ(json_depth(nested(100000)), kMaxJsonDepth + 1);
 }
 
+TEST(Limits, JsonObjectCheckSaysWhyATextIsNotOne) {
+  EXPECT_TRUE(check_json_object(R"( {"a":[1,{"b":null}]} )", "input").ok());
+  EXPECT_TRUE(check_json_object("{}", "input").ok());
+  auto why = [](std::string_view text) { return check_json_object(text, "input").message(); };
+  EXPECT_EQ(why("[1,2]"), "input is not a JSON object");
+  EXPECT_EQ(why(" 7"), "input is not a JSON object");
+  EXPECT_EQ(why(R"("{}")"), "input is not a JSON object");
+  EXPECT_EQ(why(R"({"a":1} {"b":2})"), "input is not valid JSON (or not UTF-8)");
+  EXPECT_EQ(why(R"({"a":)"), "input is not valid JSON (or not UTF-8)");
+  EXPECT_EQ(why(""), "input is not valid JSON (or not UTF-8)");
+  EXPECT_EQ(why("{\"a\":\"\xff\"}"), "input is not valid JSON (or not UTF-8)");
+  EXPECT_EQ(why(nested(100)),
+            "input is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+}
+
 TEST(Limits, Utf8AndBoundedText) {
   EXPECT_TRUE(is_valid_utf8("caf\xC3\xA9"));
   EXPECT_FALSE(is_valid_utf8("caf\xC3"));
