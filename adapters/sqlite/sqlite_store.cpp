@@ -714,13 +714,16 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
-// One writer per log: an exclusive flock() on "<path>.lock", held while the store is open (the
+// One writer per log: an exclusive flock() on "<file>.lock", held while the store is open (the
 // kernel drops it when the process dies). Readers (sagactl) take no lock. A separate file,
 // because closing any descriptor of the database file itself would drop SQLite's own locks.
+// <file> is the database file as SQLite resolved it: a relative path, a symbolic link and a
+// "file:" URI naming the same file share one lock. A database in memory has no file.
 Status SqliteStore::Impl::lock_writer() {
   const std::string& path = options.path;
-  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return Status::Ok();
-  const std::string lock_path = path + ".lock";
+  const char* file = sqlite3_db_filename(h(), "main");
+  if (file == nullptr || *file == '\0') return Status::Ok();
+  const std::string lock_path = std::string(file) + ".lock";
   writer.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (writer.fd < 0)
     return Status::Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));

@@ -255,6 +255,27 @@ TEST(SqliteStore, SecondWriterIsRefusedWhileReadersKeepWorking) {
   EXPECT_OK(SqliteStore::open({.path = path}));
 }
 
+// The lock follows the file, not the spelling of its name.
+TEST(SqliteStore, SecondWriterNamingTheFileAnotherWayIsRefused) {
+  const std::string path = temp_path("spelled.db");
+  const std::string link = temp_path("spelled-link.db");
+  auto first = SqliteStore::open({.path = "file:" + path});
+  ASSERT_OK(first);
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  for (const std::string& other : {path, link, "file:" + path + "?cache=private"}) {
+    auto second = SqliteStore::open({.path = other});
+    ASSERT_FALSE(second.ok()) << other;
+    EXPECT_EQ(second.status().code(), Code::kFailedPrecondition) << other;
+  }
+  first->reset();
+  auto plain = SqliteStore::open({.path = path});
+  ASSERT_OK(plain);
+  EXPECT_FALSE(SqliteStore::open({.path = "file:" + path}).ok());
+  // A database in memory has no file to share, and no lock.
+  EXPECT_OK(SqliteStore::open({.path = "file::memory:"}));
+  EXPECT_OK(SqliteStore::open({.path = ":memory:"}));
+}
+
 TEST(SqliteStore, SecondWriterInAnotherProcessIsRefused) {
   const std::string path = temp_path("two-processes.db");
   auto first = SqliteStore::open({.path = path});
