@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -406,11 +407,12 @@ struct SqliteStore::Impl {
   // flock()ed while this store may write: one writer per log. First member, so it is closed
   // last, after the database: the next writer gets in only then.
   struct WriterLock {
-    int fd = -1;
+    std::vector<int> fds;
     ~WriterLock() {
-      if (fd >= 0) ::close(fd);
+      for (int fd : fds) ::close(fd);
     }
   } writer;
+  Status lock_file(const std::string& lock_path);
   SqliteOptions options;
   std::unique_ptr<sqlite3, DbCloser> db;  // declared before the statements: closed last
   int version = 0;
@@ -638,10 +640,11 @@ Status SqliteStore::Impl::prepare_all() {
   }
   for (const auto& [out, sql] : stmts) {
     // A reader of a file older than this build prepares only what reads (commit() refuses).
+    // (Recovery reads columns that are there since version 5.)
     if (options.read_only && version < kSchemaVersion && out != &select_events &&
         out != &select_summary && out != &select_list && out != &count_list && out != &begin &&
         out != &commit && out != &rollback && out != &select_definition &&
-        out != &select_definitions)
+        out != &select_definitions && !(out == &select_active && version >= 5))
       continue;
     if (Status st = prepare(out, sql); !st.ok()) return st;
   }
@@ -718,28 +721,49 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
 // kernel drops it when the process dies). Readers (sagactl) take no lock. A separate file,
 // because closing any descriptor of the database file itself would drop SQLite's own locks.
 // <file> is the database file as SQLite resolved it: a relative path, a symbolic link and a
-// "file:" URI naming the same file share one lock. A database in memory has no file.
+// "file:" URI naming the same file share one lock. The path as given is locked too when it
+// differs, as builds before this one locked only it. A database in memory has no file.
 Status SqliteStore::Impl::lock_writer() {
-  const std::string& path = options.path;
+  sqlite3_vfs* vfs = nullptr;
+  if (sqlite3_file_control(h(), "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK && vfs &&
+      vfs->zName && std::string_view(vfs->zName) == "memdb")
+    return Status::Ok();
   const char* file = sqlite3_db_filename(h(), "main");
   if (file == nullptr || *file == '\0') return Status::Ok();
-  const std::string lock_path = std::string(file) + ".lock";
-  writer.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (writer.fd < 0)
-    return Status::Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
-  if (::flock(writer.fd, LOCK_EX | LOCK_NB) != 0) {
+  if (Status st = lock_file(std::string(file) + ".lock"); !st.ok()) return st;
+  if (options.path.rfind("file:", 0) == 0) return Status::Ok();
+  return lock_file(options.path + ".lock");
+}
+
+// Locks `lock_path` unless this store holds that file already (two descriptions of one file
+// would exclude each other).
+Status SqliteStore::Impl::lock_file(const std::string& lock_path) {
+  const std::string& path = options.path;
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) == 0) {
+    for (int held : writer.fds) {
+      struct stat other {};
+      if (::fstat(held, &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino) {
+        ::close(fd);
+        return Status::Ok();
+      }
+    }
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {0};
-    (void)!::pread(writer.fd, pid, sizeof pid - 1, 0);
-    ::close(writer.fd);
-    writer.fd = -1;
+    (void)!::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
     std::string holder(pid);
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     return Status::FailedPrecondition(
         path + " is already open for writing" + (holder.empty() ? "" : " by process " + holder) +
         "; one engine writes a log at a time (read it with sagactl, which takes no lock)");
   }
+  writer.fds.push_back(fd);
   const std::string me = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(writer.fd, 0) == 0) (void)!::pwrite(writer.fd, me.data(), me.size(), 0);
+  if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, me.data(), me.size(), 0);
   return Status::Ok();
 }
 

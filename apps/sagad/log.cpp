@@ -9,36 +9,77 @@
 
 namespace sagad {
 
-Log::Log(const std::string& level, const std::string& format)
-    : logger_(spdlog::stderr_logger_mt("sagad")), json_(format == "json") {
+Log::Log(const std::string& level, const std::string& format, std::chrono::milliseconds window)
+    : logger_(spdlog::stderr_logger_mt("sagad")), json_(format == "json"), window_(window) {
   logger_->set_level(spdlog::level::from_str(level));
   // The JSON line is built whole by write(); text gets a time and level in front.
   logger_->set_pattern(json_ ? "%v" : "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   logger_->flush_on(spdlog::level::info);
 }
 
+namespace {
+// Fields that name what a line is about rather than what happened.
+bool names_an_instance(const std::string& key) {
+  return key == "saga_id" || key == "command_id" || key == "trace_id";
+}
+}  // namespace
+
+Log::~Log() {
+  spdlog::drop(logger_->name());
+}
+
 void Log::write(spdlog::level::level_enum level, const std::string& msg, const Fields& fields) {
   if (!logger_->should_log(level)) return;
-  std::string repeated;
+  report_repeats(false);
   {
-    // The same line (fields included) within a minute is counted; the count is logged with the
-    // first occurrence after the minute.
     std::lock_guard l(mu_);
     const auto now = std::chrono::steady_clock::now();
-    std::string key = msg;
-    for (const auto& [k, v] : fields) key += "\x1f" + k + "=" + v;
+    std::string key = std::to_string(level) + "\x1f" + msg;
+    const bool failure = level >= spdlog::level::warn;
+    for (const auto& [k, v] : fields)
+      if (!failure || !names_an_instance(k)) key += "\x1f" + k + "=" + v;
     if (seen_.size() > 10'000) seen_.clear();
-    auto [it, fresh] = seen_.try_emplace(key, Seen{now, 0});
-    if (!fresh) {
-      if (now - it->second.first < std::chrono::minutes(1)) {
-        ++it->second.repeats;
-        return;
+    auto [it, fresh] = seen_.try_emplace(key);
+    if (!fresh && now - it->second.first < window_) {
+      ++it->second.repeats;
+      return;
+    }
+    it->second = Seen{now, 0, level, msg, fields};
+  }
+  emit(level, msg, fields, "");
+}
+
+void Log::report_repeats(bool all) {
+  std::vector<Seen> due;
+  {
+    std::lock_guard l(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (!all &&
+        now - last_report_ < std::min<std::chrono::milliseconds>(window_, std::chrono::seconds(1)))
+      return;
+    last_report_ = now;
+    for (auto it = seen_.begin(); it != seen_.end();) {
+      if (all || now - it->second.first >= window_) {
+        if (it->second.repeats > 0) due.push_back(std::move(it->second));
+        it = seen_.erase(it);
+      } else {
+        ++it;
       }
-      if (it->second.repeats > 0)
-        repeated = std::to_string(it->second.repeats) + " more times in the last minute";
-      it->second = Seen{now, 0};
     }
   }
+  for (const Seen& s : due) {
+    emit(s.level, s.msg, s.fields,
+         std::to_string(s.repeats) + " more times since this line first came");
+  }
+}
+
+void Log::flush(bool all) {
+  report_repeats(all);
+  logger_->flush();
+}
+
+void Log::emit(spdlog::level::level_enum level, const std::string& msg, const Fields& fields,
+               const std::string& repeated) {
   if (json_) {
     nlohmann::json j;
     j["time"] = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -3,6 +3,7 @@
 // it cleanly (a second one at once), SIGHUP reloads the definitions.
 #include <signal.h>
 #include <unistd.h>
+#include <atomic>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -104,6 +105,14 @@ int main(int argc, char** argv) {
                              {"definitions", std::to_string((*daemon)->definitions().size())},
                              {"auth", config.token.empty() ? "none" : "bearer token"}});
 
+  // A repeated line's count is logged when its minute is over, even if the line stops coming.
+  std::atomic<bool> ticking{true};
+  std::thread ticker([&] {
+    while (ticking.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      log.tick();
+    }
+  });
   std::thread signals([&] {
     // A stop asked for during startup waits until the server runs (stop() before that is lost).
     while (!api.running() && !api.failed())
@@ -145,7 +154,9 @@ int main(int argc, char** argv) {
   signals.join();
   saga::Status st = (*daemon)->close();
   if (!st.ok()) log.error("stop: " + st.message());
+  ticking = false;
+  ticker.join();
   log.info("sagad stopped");
-  log.flush();
+  log.flush();  // with the counts of lines repeated since they were logged
   return served && st.ok() ? 0 : 1;
 }

@@ -124,10 +124,13 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
     static const prometheus::Histogram::BucketBoundaries kSeconds{
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
     std::string step = "step#" + std::to_string(e.step);
+    bool named = false;  // a fallback name is not kept: the engine may be between reloads
     if (auto engine = engine_ ? engine_() : nullptr) {
       if (const saga::Definition* d = engine->definition(s.definition, s.version);
-          d != nullptr && e.step >= 0 && static_cast<size_t>(e.step) < d->steps.size())
+          d != nullptr && e.step >= 0 && static_cast<size_t>(e.step) < d->steps.size()) {
         step = d->steps[e.step].name;
+        named = true;
+      }
     }
     // Versions that name a step alike share its series.
     h = &step_seconds_->Add({{"type", s.definition},
@@ -135,8 +138,10 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
                              {"compensation", e.compensation ? "true" : "false"},
                              {"outcome", outcome}},
                             kSeconds);
-    std::lock_guard l(cache_mu_);
-    steps_.emplace(key, h);
+    if (named) {
+      std::lock_guard l(cache_mu_);
+      steps_.emplace(key, h);
+    }
   }
   h->Observe(static_cast<double>(saga::to_ms(e.at) - saga::to_ms(*sent)) / 1000.0);
 }

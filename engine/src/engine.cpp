@@ -134,13 +134,23 @@ struct Engine::Impl {
   Impl(EngineOptions o, EventStore& s, Transport& t, Clock& c)
       : opts(std::move(o)), store(s), transport(t), clock(c) {}
 
+  // A line that recurs for many sagas names them in `about`, not in its text: a structured sink
+  // can count the repeats. A plain sink gets the ids after the text.
   void log(const std::string& line, const LogContext& about = {}) {
     if (opts.log_structured) {
       opts.log_structured(line, about);
-    } else if (opts.log) {
-      opts.log(line);
+      return;
+    }
+    std::string text = line;
+    if (!about.saga_id.empty() && line.find(about.saga_id) == std::string::npos) {
+      text += " [saga " + about.saga_id;
+      if (!about.command_id.empty()) text += ", command " + about.command_id;
+      text += "]";
+    }
+    if (opts.log) {
+      opts.log(text);
     } else {
-      std::cerr << "saga: " << line << "\n";
+      std::cerr << "saga: " << text << "\n";
     }
   }
   uint64_t next_seed() {
@@ -311,8 +321,7 @@ struct Partition : std::enable_shared_from_this<Partition> {
     if (it == sagas.end()) {
       if (in.kind == Input::Kind::kReply) {
         impl.counters.replies_dropped++;
-        impl.log("dropped reply " + in.reply.command_id + ": no active saga '" + saga_id + "'",
-                 {saga_id, in.reply.command_id, ""});
+        impl.log("dropped reply: no active saga of that id", {saga_id, in.reply.command_id, ""});
         settle_stray(saga_id, ack);
       }
       return;
@@ -709,8 +718,8 @@ struct Partition : std::enable_shared_from_this<Partition> {
     // Recorded in the saga's log once per attempt (decide drops repeats), logged once here.
     if (it->second.failures++ == 0) {
       const Message& m = it->second.message;
-      impl.log("send of " + id + " failed, will retry every " +
-                   std::to_string(impl.opts.resend_delay.count()) + "ms: " + st.to_string(),
+      impl.log("send failed, will retry every " + std::to_string(impl.opts.resend_delay.count()) +
+                   "ms: " + st.to_string(),
                {m.saga_id, id, m.traceparent});
     }
     Input in;
@@ -881,8 +890,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options, EventStore& 
                                                               Message m, Ack ack) {
     auto reject = [&](const std::string& why) {
       counters->inputs_rejected++;
-      raw->log("rejected message " + bounded_text(m.command_id, 300) + " for saga '" +
-                   bounded_text(m.saga_id, 300) + "': " + why,
+      raw->log("rejected message: " + why,
                {bounded_text(m.saga_id, 300), bounded_text(m.command_id, 300), ""});
       ack.dead_letter(why);
     };

@@ -113,6 +113,8 @@ Status check_json_object(std::string_view text, std::string_view what, size_t ma
   // Validated without building it: accept() runs the parser's lexer and grammar alone.
   if (!nlohmann::json::accept(text.begin(), text.end()))
     return Status::InvalidArgument(std::string(what) + " is not valid JSON (or not UTF-8)");
+  if (text.starts_with("\xEF\xBB\xBF"))
+    text.remove_prefix(3);  // a UTF-8 BOM, which the parser skips
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos || text[first] != '{')
     return Status::InvalidArgument(std::string(what) + " is not a JSON object");

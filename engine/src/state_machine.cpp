@@ -213,7 +213,7 @@ class Decider {
   void on_reply(const Reply& r) {
     CommandIdParts parts;
     if (!parse_command_id(r.command_id, &parts) || parts.saga_id != d_.state.id) {
-      d_.ignored = "reply with foreign command id '" + r.command_id + "'";
+      d_.ignored = "reply with a foreign command id";  // the id goes with the log line
       return;
     }
     const int i = def_.find_step(parts.step);
@@ -229,8 +229,8 @@ class Decider {
     const StepPhase awaited = parts.compensation ? StepPhase::kCompensating : StepPhase::kRunning;
     const int awaited_attempt = parts.compensation ? p.comp_attempt : p.attempt;
     if (p.phase != awaited || parts.attempt != awaited_attempt) {
-      d_.ignored = "reply " + r.command_id + " is not awaited (step " + phase_name(p.phase) +
-                   ", attempt " + std::to_string(awaited_attempt) + ")";
+      d_.ignored = "reply is not awaited (step " + std::string(phase_name(p.phase)) + ", attempt " +
+                   std::to_string(awaited_attempt) + ")";
       return;
     }
     d_.cancel_timers.push_back(r.command_id + "#t");

@@ -229,6 +229,36 @@ TEST_F(Sagad, MetricsMoveWithSagasAndRequests) {
   EXPECT_GE(metric(R"(sagad_http_requests_total{code="200",route="/metrics"})"), 4);
 }
 
+// The same failure for many sagas is one warning naming the first, and then a count: here a
+// compensation whose participant nobody runs, for five sagas.
+TEST_F(Sagad, TheSameFailureForManySagasIsLoggedOnceWithACount) {
+  start({"--log-format", "json"});
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "jam-" + std::to_string(i);
+    EXPECT_EQ(start_saga("Jammed", id, order(id, 900))["status"], "stuck");
+  }
+  EXPECT_EQ(stop(), 0);
+  int first = 0, counted = 0;
+  std::istringstream in(read_log());
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    json j = json::parse(line);
+    if (j.value("msg", "").find("send failed") != 0) continue;
+    EXPECT_EQ(j.value("level", ""), "warning") << line;
+    EXPECT_THAT(j.value("msg", ""), HasSubstr("no subscriber for channel 'warehouse'")) << line;
+    EXPECT_THAT(j.value("saga_id", ""), HasSubstr("jam-")) << line;  // the first one's
+    if (j.contains("repeated")) {
+      // Two attempts at each compensation: ten failed sends, one logged.
+      EXPECT_THAT(j.value("repeated", ""), HasSubstr("9 more times")) << line;
+      ++counted;
+    } else {
+      ++first;
+    }
+  }
+  EXPECT_EQ(first, 1) << read_log();
+  EXPECT_EQ(counted, 1) << read_log();
+}
+
 // JSON logs carry what a line is about as fields: saga, command and trace ids.
 TEST_F(Sagad, JsonLogsNameTheSagaCommandAndTrace) {
   start({"--log-format", "json"});
@@ -249,7 +279,7 @@ TEST_F(Sagad, JsonLogsNameTheSagaCommandAndTrace) {
       EXPECT_EQ(j.value("trace_id", ""), "0af7651916cd43dd8448eb211c80319c") << line;
       ended = true;
     }
-    if (j.value("msg", "").find("send of t-1/reserve/c") == 0) {
+    if (j.value("msg", "").find("send failed") == 0) {
       EXPECT_EQ(j.value("saga_id", ""), "t-1") << line;
       EXPECT_THAT(j.value("command_id", ""), HasSubstr("t-1/reserve/c")) << line;
       EXPECT_EQ(j.value("trace_id", ""), "0af7651916cd43dd8448eb211c80319c") << line;

@@ -37,6 +37,7 @@ TEST(Limits, JsonDepthCountsOnlyOutsideStringsAndStopsEarly) {
 TEST(Limits, JsonObjectCheckSaysWhyATextIsNotOne) {
   EXPECT_TRUE(check_json_object(R"( {"a":[1,{"b":null}]} )", "input").ok());
   EXPECT_TRUE(check_json_object("{}", "input").ok());
+  EXPECT_TRUE(check_json_object("\xEF\xBB\xBF{}", "input").ok());  // as the parser takes it
   auto why = [](std::string_view text) { return check_json_object(text, "input").message(); };
   EXPECT_EQ(why("[1,2]"), "input is not a JSON object");
   EXPECT_EQ(why(" 7"), "input is not a JSON object");

@@ -2,8 +2,10 @@
 // snapshot codec. A second raw sqlite3 connection plays the other process and the inspector.
 #include "saga/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -271,9 +273,22 @@ TEST(SqliteStore, SecondWriterNamingTheFileAnotherWayIsRefused) {
   auto plain = SqliteStore::open({.path = path});
   ASSERT_OK(plain);
   EXPECT_FALSE(SqliteStore::open({.path = "file:" + path}).ok());
+  plain->reset();
+  // A build before this one locked only the name it was given: a writer of that kind holding
+  // the link's lock keeps this one out too.
+  const int older = ::open((link + ".lock").c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(older, 0);
+  ASSERT_EQ(::flock(older, LOCK_EX | LOCK_NB), 0);
+  EXPECT_FALSE(SqliteStore::open({.path = link}).ok());
+  ::close(older);
+  EXPECT_OK(SqliteStore::open({.path = link}));
   // A database in memory has no file to share, and no lock.
   EXPECT_OK(SqliteStore::open({.path = "file::memory:"}));
   EXPECT_OK(SqliteStore::open({.path = ":memory:"}));
+  const std::string memdb = temp_path("memdb");
+  std::filesystem::remove(memdb + ".lock");
+  EXPECT_OK(SqliteStore::open({.path = "file:" + memdb + "?vfs=memdb"}));
+  EXPECT_FALSE(std::filesystem::exists(memdb + ".lock"));
 }
 
 TEST(SqliteStore, SecondWriterInAnotherProcessIsRefused) {
