@@ -266,7 +266,8 @@ Status Daemon::reload() {
 }
 
 Status Daemon::close() {
-  if (closed_.exchange(true)) return Status::Ok();
+  std::lock_guard once(close_mu_);  // a second caller waits for the first and hears its result
+  if (closed_.exchange(true)) return close_status_;
   if (topics_) topics_->stop_requests();  // no new starts; unsettled requests come again
   std::shared_ptr<saga::Engine> old;
   {
@@ -280,6 +281,7 @@ Status Daemon::close() {
     if (Status f = parts_->kafka->flush(saga::Duration(10000)); !f.ok() && st.ok()) st = f;
   }
   if (topics_) topics_->close();  // after the flush: the watermark covers what was delivered
+  close_status_ = st;
   return st;
 }
 

@@ -59,6 +59,8 @@ class Daemon {
   std::unique_ptr<Topics> topics_;  // kafka: request and outcome topics
   std::mutex mu_;
   std::atomic<bool> closed_{false};
+  std::mutex close_mu_;
+  saga::Status close_status_;  // what the first close() found, told again to later calls
   std::shared_ptr<saga::Engine> engine_;
   std::vector<saga::Definition> defs_;
   std::mutex cache_mu_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -391,7 +392,7 @@ TEST_F(Sagad, MalformedOversizedAndUnknownStartsAreRefusedAndItKeepsServing) {
 }
 
 TEST_F(Sagad, SigtermMidRunStopsCleanlyAndARestartFinishesEverySaga) {
-  start();
+  start({"--participants", "none"});  // nobody answers: every saga is under way at the stop
   const int n = 200;
   for (int i = 0; i < n; ++i) {
     const std::string id = "s-" + std::to_string(i);
@@ -399,6 +400,7 @@ TEST_F(Sagad, SigtermMidRunStopsCleanlyAndARestartFinishesEverySaga) {
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 202) << r->body;
   }
+  EXPECT_EQ(get("/sagas?status=running&limit=1000")["sagas"].size(), static_cast<size_t>(n));
   EXPECT_EQ(stop(SIGTERM), 0) << read_log();
   EXPECT_THAT(read_log(), HasSubstr("sagad stopped"));
   start();
@@ -410,6 +412,29 @@ TEST_F(Sagad, SigtermMidRunStopsCleanlyAndARestartFinishesEverySaga) {
   }
   EXPECT_EQ(all["sagas"].size(), static_cast<size_t>(n));
   EXPECT_EQ(stop(SIGTERM), 0);
+}
+
+// README: exit 0 is a clean stop. A stop whose last commit fails is not one.
+TEST_F(Sagad, AStopWhoseLastCommitFailsExitsOne) {
+  start();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_busy_timeout(raw, 10'000);
+  EXPECT_EQ(sqlite3_exec(raw,
+                         "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN "
+                         "SELECT RAISE(ABORT, 'the test refuses every event'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  // Its start cannot be committed: the request is left waiting, the stop must give up on it.
+  httplib::Client quick("127.0.0.1", port);
+  quick.set_read_timeout(1);
+  (void)quick.Post("/sagas",
+                   json{{"type", "PlaceOrder"}, {"id", "x"}, {"data", order("x", 10)}}.dump(),
+                   "application/json");
+  EXPECT_EQ(stop(SIGTERM), 1) << read_log();
+  EXPECT_THAT(read_log(), HasSubstr("the test refuses every event"));
 }
 
 TEST_F(Sagad, SighupAddsDefinitionsAndRefusesAChangedVersion) {
