@@ -66,7 +66,10 @@ int main(int argc, char** argv) {
 
   const long long held = inventory.reservations("held");
   const long long released = inventory.reservations("released");
-  const bool consistent = held == completed && orders.confirmed() == completed;
+  // Each completed order, and only those, holds its reservation, keeps its charge and is
+  // confirmed, by the three services' own databases.
+  const bool consistent =
+      held == completed && payment.charges_kept() == completed && orders.confirmed() == completed;
   std::printf(
       "\nsummary: %zu sagas: %d completed, %d compensated, %d other | inventory: %lld held, "
       "%lld released, stock %lld | payment: %lld charged | orders: %lld confirmed | %s\n"

@@ -131,6 +131,10 @@ long long PaymentService::charged_total() {
   return read_int(*db_, "SELECT coalesce(sum(amount), 0) FROM charges WHERE refunded = 0");
 }
 
+long long PaymentService::charges_kept() {
+  return read_int(*db_, "SELECT count(*) FROM charges WHERE refunded = 0");
+}
+
 OrdersService::OrdersService(Transport& t, const std::string& path)
     : db_(open_service_db(path)), participant_(t, "orders", *db_) {
   run_or_throw(*db_, [](SqliteTx& tx) {

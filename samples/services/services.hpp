@@ -39,6 +39,7 @@ class PaymentService {
                  int flaky_every = 0);
   Status start() { return participant_.start(); }
   long long charged_total();
+  long long charges_kept();  // charges not refunded
   Participant& participant() { return participant_; }
 
  private:

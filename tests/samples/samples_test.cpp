@@ -49,6 +49,15 @@ TEST(Samples, OrderDemoEndsConsistentWithACompensatedOrder) {
   EXPECT_NE(r.out.find("3 completed, 2 compensated, 0 other"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("ReleaseReservation"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| consistent"), std::string::npos) << r.out;
+  // A ledger that disagrees with the others (a charge refunded behind the sagas' back) is
+  // found, and the demo says so by its exit code.
+  auto refund = testutil::run_command("sqlite3 '" + dir +
+                                      "/data/payment.db' 'UPDATE charges SET refunded = 1 WHERE "
+                                      "id = (SELECT min(id) FROM charges WHERE refunded = 0)'");
+  ASSERT_EQ(refund.exit_code, 0) << refund.err;
+  auto again = testutil::run_command(ORDER_DEMO " --keep --data '" + dir + "/data'");
+  EXPECT_EQ(again.exit_code, 1) << again.out << again.err;
+  EXPECT_NE(again.out.find("| INCONSISTENT"), std::string::npos) << again.out;
 }
 
 }  // namespace
