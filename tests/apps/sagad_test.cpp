@@ -414,9 +414,9 @@ TEST_F(Sagad, SigtermMidRunStopsCleanlyAndARestartFinishesEverySaga) {
   EXPECT_EQ(stop(SIGTERM), 0);
 }
 
-// README: exit 0 is a clean stop. A stop whose last commit fails is not one.
-TEST_F(Sagad, AStopWhoseLastCommitFailsExitsOne) {
-  start();
+// From now on every commit of sagad's log fails (a trigger refuses events), and a saga waits
+// on one: its start request is left waiting.
+void refuse_commits(const std::string& db, int port, const json& start) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
   sqlite3_busy_timeout(raw, 10'000);
@@ -427,14 +427,37 @@ TEST_F(Sagad, AStopWhoseLastCommitFailsExitsOne) {
             SQLITE_OK)
       << sqlite3_errmsg(raw);
   sqlite3_close(raw);
-  // Its start cannot be committed: the request is left waiting, the stop must give up on it.
   httplib::Client quick("127.0.0.1", port);
   quick.set_read_timeout(1);
-  (void)quick.Post("/sagas",
-                   json{{"type", "PlaceOrder"}, {"id", "x"}, {"data", order("x", 10)}}.dump(),
-                   "application/json");
+  (void)quick.Post("/sagas", start.dump(), "application/json");
+}
+
+// README: exit 0 is a clean stop. A stop whose last commit fails is not one. Meanwhile sagad
+// says why it is not ready, and counts the failures.
+TEST_F(Sagad, AStopWhoseLastCommitFailsExitsOne) {
+  start();
+  refuse_commits(db, port, {{"type", "PlaceOrder"}, {"id", "x"}, {"data", order("x", 10)}});
+  auto ready = client->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(json::parse(ready->body).value("why", ""), "the saga log cannot be written");
+  EXPECT_GE(metric("saga_commit_failures_total"), 1);
+  EXPECT_EQ(metric("saga_partitions_failing"), 1);
   EXPECT_EQ(stop(SIGTERM), 1) << read_log();
   EXPECT_THAT(read_log(), HasSubstr("the test refuses every event"));
+}
+
+// README: a second signal exits at once, without waiting for the stop to give up.
+TEST_F(Sagad, ASecondSignalExitsAtOnce) {
+  start();
+  refuse_commits(db, port, {{"type", "PlaceOrder"}, {"id", "x"}, {"data", order("x", 10)}});
+  proc->kill(SIGTERM);  // the stop retries the failing commit ten times, 200 ms apart
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto t0 = std::chrono::steady_clock::now();
+  proc->kill(SIGINT);
+  EXPECT_EQ(proc->wait(std::chrono::seconds(30)).value_or(-1), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+  proc.reset();
 }
 
 TEST_F(Sagad, SighupAddsDefinitionsAndRefusesAChangedVersion) {
