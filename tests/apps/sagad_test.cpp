@@ -168,9 +168,32 @@ TEST_F(Sagad, ListsSagasByStatusInPagesThatFollowACursor) {
   } while (!cursor.empty() && pages < 10);
   EXPECT_EQ(seen.size(), 5u);
   EXPECT_EQ(get("/sagas?status=compensated")["sagas"].size(), 1u);
-  auto bad = client->Get("/sagas?status=sleeping");
-  ASSERT_TRUE(bad);
-  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(get("/sagas?type=PlaceOrder")["sagas"].size(), 5u);
+  EXPECT_EQ(get("/sagas?type=Jammed")["sagas"].size(), 0u);
+  for (const char* query :
+       {"/sagas?status=sleeping", "/sagas?limit=1001", "/sagas?limit=0", "/sagas?cursor=zz",
+        "/sagas?cursor=" /* hex of "x" */ "78"}) {
+    auto bad = client->Get(query);
+    ASSERT_TRUE(bad) << query;
+    EXPECT_EQ(bad->status, 400) << query;
+    EXPECT_EQ(json::parse(bad->body).count("error"), 1u) << query;
+  }
+}
+
+// README: ?wait answers with the outcome when the saga ends within it, else 202 and where to look.
+TEST_F(Sagad, AWaitThatRunsOutIsAnswered202WithTheSagasLocation) {
+  start({"--participants", "none"});  // nobody answers: the saga cannot end in time
+  auto r = post("/sagas?wait=300ms",
+                {{"type", "PlaceOrder"}, {"id", "w-1"}, {"data", order("w-1", 10)}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(r->get_header_value("Location"), "/sagas/w-1");
+  EXPECT_EQ(json::parse(r->body)["status"], "running");
+  EXPECT_EQ(get("/sagas/w-1")["status"], "running");
+  // A retry of a saga that is not stuck is a conflict, not a second run.
+  auto retry = post("/sagas/w-1/retry", json::object());
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 409) << retry->body;
 }
 
 TEST_F(Sagad, StuckSagaIsRetriedThenAbortedOverHttp) {
@@ -202,7 +225,9 @@ TEST_F(Sagad, StuckSagaIsRetriedThenAbortedOverHttp) {
   auto abort = post("/sagas/j-1/abort", {{"reason", "released by hand"}});
   ASSERT_TRUE(abort);
   EXPECT_EQ(abort->status, 200) << abort->body;
-  EXPECT_EQ(get("/sagas/j-1")["status"], "aborted");
+  json aborted = get("/sagas/j-1");
+  EXPECT_EQ(aborted["status"], "aborted");
+  EXPECT_EQ(aborted["reason"], "aborted by operator: released by hand");  // kept in its log
   auto again = post("/sagas/j-1/abort", {{"reason", "twice"}});
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 409) << again->body;  // not stuck any more
