@@ -98,6 +98,18 @@ TEST_F(SagactlLog, ListShowsEverySagaWithStatusAndReason) {
   auto stuck = sagactl("list --stuck --db " + db);
   ASSERT_EQ(stuck.exit_code, 0);
   EXPECT_THAT(stuck.out, ::testing::Not(HasSubstr("ok-1")));
+  auto compensated = sagactl("list --status compensated --db " + db);
+  ASSERT_EQ(compensated.exit_code, 0) << compensated.err;
+  EXPECT_THAT(compensated.out, HasSubstr("declined-2"));
+  EXPECT_THAT(compensated.out, ::testing::Not(HasSubstr("ok-1")));
+  auto by_type = sagactl("list --type PlaceOrder --db " + db);
+  ASSERT_EQ(by_type.exit_code, 0) << by_type.err;
+  EXPECT_THAT(by_type.out, HasSubstr("ok-1"));
+  auto other_type = sagactl("list --type ShipOrder --db " + db);
+  ASSERT_EQ(other_type.exit_code, 0) << other_type.err;
+  EXPECT_THAT(other_type.out, ::testing::Not(HasSubstr("ok-1")));
+  auto bad = sagactl("list --status sleeping --db " + db);
+  EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
 }
 
 TEST_F(SagactlLog, ShowNamesStepsFromTheLogAloneWithNumberedEventsAndOutcomes) {
