@@ -175,10 +175,25 @@ TEST_F(SagadKafka, StartsSagasFromTheRequestTopicAndPublishesEachOutcomeOnce) {
               HasSubstr("saga_consume_lag_seconds_count{channel=\"orchestrator.replies\"}"));
   EXPECT_THAT(metrics->body, HasSubstr("saga_dead_letters_total 3"));
 
-  // The participants' own ledgers: one reservation each, k-2's released; one charge.
+  // A saga started over HTTP has its outcome published too.
+  auto h =
+      http.Post("/sagas?wait=10s",
+                json{{"type", "ReserveAndCharge"},
+                     {"id", "h-1"},
+                     {"data", {{"order_id", "h-1"}, {"sku", "widget"}, {"qty", 1}, {"amount", 20}}}}
+                    .dump(),
+                "application/json");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200) << h->body;
+  auto from_http = outcomes_of({"h-1"});
+  ASSERT_EQ(from_http.count("h-1"), 1u);
+  EXPECT_EQ(json::parse(from_http.find("h-1")->second)["payload"]["status"], "completed");
+
+  // The participants' own ledgers: one reservation each, k-2's released; one charge each for
+  // k-1 and h-1.
   EXPECT_EQ(sql("inventory.db", "SELECT id, status FROM reservations ORDER BY id"),
-            "res-k-1|held\nres-k-2|released");
-  EXPECT_EQ(sql("payment.db", "SELECT count(*) FROM charges"), "1");
+            "res-h-1|held\nres-k-1|held\nres-k-2|released");
+  EXPECT_EQ(sql("payment.db", "SELECT count(*) FROM charges"), "2");
   sagad->kill(SIGTERM);
   EXPECT_EQ(sagad->wait(seconds(30)), 0);
 }
