@@ -190,6 +190,8 @@ TEST_F(Sagad, AWaitThatRunsOutIsAnswered202WithTheSagasLocation) {
   EXPECT_EQ(r->get_header_value("Location"), "/sagas/w-1");
   EXPECT_EQ(json::parse(r->body)["status"], "running");
   EXPECT_EQ(get("/sagas/w-1")["status"], "running");
+  EXPECT_EQ(metric("saga_active"), 1);
+  EXPECT_EQ(metric("saga_outbox_backlog"), 1);  // its command, sent again until someone takes it
   // A retry of a saga that is not stuck is a conflict, not a second run.
   auto retry = post("/sagas/w-1/retry", json::object());
   ASSERT_TRUE(retry);
