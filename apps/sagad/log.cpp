@@ -22,31 +22,50 @@ namespace {
 bool names_an_instance(const std::string& key) {
   return key == "saga_id" || key == "command_id" || key == "trace_id";
 }
+
+Fields without_instances(const Fields& fields) {
+  Fields out;
+  for (const auto& f : fields)
+    if (!names_an_instance(f.first)) out.push_back(f);
+  return out;
+}
 }  // namespace
 
 Log::~Log() {
+  report_repeats(true);
+  logger_->flush();
   spdlog::drop(logger_->name());
 }
 
+// Warnings and errors are de-duplicated; info and debug lines are each printed.
 void Log::write(spdlog::level::level_enum level, const std::string& msg, const Fields& fields) {
   if (!logger_->should_log(level)) return;
+  if (level < spdlog::level::warn) return emit(level, msg, fields, 0);
   report_repeats(false);
+  std::vector<Seen> due;  // counts to log before this line
+  bool print = false;
   {
     std::lock_guard l(mu_);
     const auto now = std::chrono::steady_clock::now();
     std::string key = std::to_string(level) + "\x1f" + msg;
-    const bool failure = level >= spdlog::level::warn;
     for (const auto& [k, v] : fields)
-      if (!failure || !names_an_instance(k)) key += "\x1f" + k + "=" + v;
-    if (seen_.size() > 10'000) seen_.clear();
+      if (!names_an_instance(k)) key += "\x1f" + k + "=" + v;
+    if (seen_.size() >= 10'000) {  // bounded: what is counted so far is logged, not dropped
+      for (auto& [k, seen] : seen_)
+        if (seen.repeats > 0) due.push_back(std::move(seen));
+      seen_.clear();
+    }
     auto [it, fresh] = seen_.try_emplace(key);
     if (!fresh && now - it->second.first < window_) {
       ++it->second.repeats;
-      return;
+    } else {
+      if (!fresh && it->second.repeats > 0) due.push_back(std::move(it->second));
+      it->second = Seen{now, 0, level, msg, fields};
+      print = true;
     }
-    it->second = Seen{now, 0, level, msg, fields};
   }
-  emit(level, msg, fields, "");
+  for (const Seen& s : due) emit(s.level, s.msg, without_instances(s.fields), s.repeats);
+  if (print) emit(level, msg, fields, 0);
 }
 
 void Log::report_repeats(bool all) {
@@ -67,10 +86,8 @@ void Log::report_repeats(bool all) {
       }
     }
   }
-  for (const Seen& s : due) {
-    emit(s.level, s.msg, s.fields,
-         std::to_string(s.repeats) + " more times since this line first came");
-  }
+  // The count stands for lines about other sagas too: it names none of them.
+  for (const Seen& s : due) emit(s.level, s.msg, without_instances(s.fields), s.repeats);
 }
 
 void Log::flush(bool all) {
@@ -79,7 +96,7 @@ void Log::flush(bool all) {
 }
 
 void Log::emit(spdlog::level::level_enum level, const std::string& msg, const Fields& fields,
-               const std::string& repeated) {
+               uint64_t repeats) {
   if (json_) {
     nlohmann::json j;
     j["time"] = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -88,7 +105,7 @@ void Log::emit(spdlog::level::level_enum level, const std::string& msg, const Fi
     j["level"] = spdlog::level::to_string_view(level).data();
     j["msg"] = msg;
     for (const auto& [k, v] : fields) j[k] = v;
-    if (!repeated.empty()) j["repeated"] = repeated;
+    if (repeats > 0) j["repeats"] = repeats;  // more times than this line, since it first came
     logger_->log(level, "{}", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
@@ -117,7 +134,8 @@ void Log::emit(spdlog::level::level_enum level, const std::string& msg, const Fi
     }
     line += " " + k + "=\"" + quoted + "\"";
   }
-  if (!repeated.empty()) line += " (" + repeated + ")";
+  if (repeats > 0)
+    line += " (" + std::to_string(repeats) + " more times since this line first came)";
   logger_->log(level, "{}", line);
 }
 

@@ -1,8 +1,8 @@
 // sagad's log: spdlog to stderr, as text ("msg key=value ...") or one JSON object per line, with
 // fields such as saga_id, command_id and trace_id. A line repeated within a minute is logged
-// once; when the minute is over, how many more times it came is logged with it. A warning or
-// error is "repeated" whichever saga, command or trace it names: the same failure for a
-// thousand sagas is one line and a count.
+// once; when the minute is over, how many more times it came is logged with it (JSON: the
+// field "repeats"). Only warnings and errors are de-duplicated, whichever saga, command or
+// trace they name: the same failure for a thousand sagas is one line and a count.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -46,7 +46,7 @@ class Log {
     Fields fields;  // of the line logged first
   };
   void emit(spdlog::level::level_enum level, const std::string& msg, const Fields& fields,
-            const std::string& repeated);
+            uint64_t repeats);
   void report_repeats(bool all);
 
   std::shared_ptr<spdlog::logger> logger_;

@@ -142,7 +142,7 @@ struct Engine::Impl {
       return;
     }
     std::string text = line;
-    if (!about.saga_id.empty() && line.find(about.saga_id) == std::string::npos) {
+    if (!about.saga_id.empty() && line.find("'" + about.saga_id + "'") == std::string::npos) {
       text += " [saga " + about.saga_id;
       if (!about.command_id.empty()) text += ", command " + about.command_id;
       text += "]";

@@ -57,6 +57,7 @@ TEST(Samples, OrderDemoEndsConsistentWithACompensatedOrder) {
   ASSERT_EQ(refund.exit_code, 0) << refund.err;
   auto again = testutil::run_command(ORDER_DEMO " --keep --data '" + dir + "/data'");
   EXPECT_EQ(again.exit_code, 1) << again.out << again.err;
+  EXPECT_NE(again.out.find("3 completed, 2 compensated, 0 other"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("| INCONSISTENT"), std::string::npos) << again.out;
 }
 
