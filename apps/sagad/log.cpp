@@ -60,11 +60,11 @@ void Log::write(spdlog::level::level_enum level, const std::string& msg, const F
       ++it->second.repeats;
     } else {
       if (!fresh && it->second.repeats > 0) due.push_back(std::move(it->second));
-      it->second = Seen{now, 0, level, msg, fields};
+      it->second = Seen{now, 0, level, msg, without_instances(fields)};
       print = true;
     }
   }
-  for (const Seen& s : due) emit(s.level, s.msg, without_instances(s.fields), s.repeats);
+  emit_counts(due);
   if (print) emit(level, msg, fields, 0);
 }
 
@@ -86,8 +86,11 @@ void Log::report_repeats(bool all) {
       }
     }
   }
-  // The count stands for lines about other sagas too: it names none of them.
-  for (const Seen& s : due) emit(s.level, s.msg, without_instances(s.fields), s.repeats);
+  emit_counts(due);
+}
+
+void Log::emit_counts(const std::vector<Seen>& due) {
+  for (const Seen& s : due) emit(s.level, s.msg, s.fields, s.repeats);
 }
 
 void Log::flush(bool all) {

@@ -43,8 +43,11 @@ class Log {
     uint64_t repeats = 0;
     spdlog::level::level_enum level;
     std::string msg;
-    Fields fields;  // of the line logged first
+    // The line logged first, less its saga, command and trace: the count stands for lines
+    // about other sagas too.
+    Fields fields;
   };
+  void emit_counts(const std::vector<Seen>& due);
   void emit(spdlog::level::level_enum level, const std::string& msg, const Fields& fields,
             uint64_t repeats);
   void report_repeats(bool all);

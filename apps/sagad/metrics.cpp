@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace sagad {
@@ -86,32 +87,30 @@ void Metrics::on_event(const saga::SagaState& s, const saga::Event& e) {
     return;
   }
   if (!dispatch && outcome == nullptr) return;
+  auto same_attempt = [&](const Dispatched& d) {
+    return d.step == e.step && d.compensation == e.compensation;
+  };
   std::optional<saga::TimePoint> sent;
   {
     std::lock_guard l(mu_);
     if (dispatch) {
       auto& attempts = dispatched_[s.id];
-      for (Dispatched& d : attempts) {
-        if (d.step == e.step && d.compensation == e.compensation) {
-          d.at = e.at;
-          return;
-        }
+      auto d = std::find_if(attempts.begin(), attempts.end(), same_attempt);
+      if (d != attempts.end()) {
+        d->at = e.at;
+      } else {
+        attempts.push_back({e.step, e.compensation, e.at});
       }
-      attempts.push_back({e.step, e.compensation, e.at});
       return;
     }
     auto it = dispatched_.find(s.id);
     if (it == dispatched_.end()) return;  // dispatched before this process started
     auto& attempts = it->second;
-    for (size_t i = 0; i < attempts.size(); ++i) {
-      if (attempts[i].step == e.step && attempts[i].compensation == e.compensation) {
-        sent = attempts[i].at;
-        attempts.erase(attempts.begin() + static_cast<std::ptrdiff_t>(i));
-        break;
-      }
-    }
+    auto d = std::find_if(attempts.begin(), attempts.end(), same_attempt);
+    if (d == attempts.end()) return;
+    sent = d->at;
+    attempts.erase(d);
     if (attempts.empty()) dispatched_.erase(it);
-    if (!sent) return;
   }
   const std::string key = s.definition + '\0' + std::to_string(s.version) + '\0' +
                           std::to_string(e.step) + (e.compensation ? "c" : "a") + outcome;
