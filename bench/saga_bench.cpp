@@ -21,10 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <httplib.h>
-
 #include <thread>
 
+#include "http_load.hpp"
 #include "saga/engine.hpp"
 #include "saga/kafka_transport.hpp"
 #include "saga/memory.hpp"
@@ -110,98 +109,6 @@ double percentile(std::vector<double>& v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-// HTTP mode: `inflight` clients, each on one keep-alive connection, start sagas on a running
-// sagad with ?wait and take the outcome from the answer; then the log is checked through the API.
-int run_http(const std::string& url, const std::string& run, int sagas, int inflight) {
-  const std::string prefix = "bench-" +
-                             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count()) +
-                             "-";
-  std::atomic<int> next{0};
-  std::mutex mu;
-  std::vector<double> latencies(sagas);
-  std::vector<std::string> compensated_ids;
-  int completed = 0, compensated = 0, errors = 0;
-  std::string first_error;
-  auto client = [&] {
-    httplib::Client cli(url);
-    cli.set_keep_alive(true);
-    cli.set_tcp_nodelay(true);
-    cli.set_read_timeout(60);
-    for (int i; (i = next++) < sagas;) {
-      const std::string id = prefix + std::to_string(i);
-      nlohmann::json data{{"order_id", id}, {"amount", 10 + i % 90}};
-      if (i % 10 == 0) data["fail"] = true;
-      const std::string body =
-          nlohmann::json{{"type", "PlaceOrder"}, {"id", id}, {"data", data}}.dump();
-      const auto t0 = Clock_::now();
-      auto r = cli.Post("/sagas?wait=30s", body, "application/json");
-      const double ms = std::chrono::duration<double, std::milli>(Clock_::now() - t0).count();
-      std::string status;
-      if (r && r->status == 200) {
-        auto j = nlohmann::json::parse(r->body, nullptr, false);
-        if (!j.is_discarded()) status = j.value("status", "");
-      }
-      std::lock_guard l(mu);
-      latencies[i] = ms;
-      if (status == "completed") {
-        ++completed;
-      } else if (status == "compensated") {
-        ++compensated;
-        compensated_ids.push_back(id);
-      } else {
-        ++errors;
-        if (first_error.empty())
-          first_error = r ? std::to_string(r->status) + " " + r->body.substr(0, 300)
-                          : "no answer: " + httplib::to_string(r.error());
-      }
-    }
-  };
-  const auto start = Clock_::now();
-  std::vector<std::thread> threads;
-  for (int k = 0; k < inflight; ++k) threads.emplace_back(client);
-  for (auto& t : threads) t.join();
-  const double secs = std::chrono::duration<double>(Clock_::now() - start).count();
-
-  // Every compensated saga released its reservation exactly once, by its own log.
-  int not_released = 0;
-  httplib::Client cli(url);
-  for (const std::string& id : compensated_ids) {
-    auto r = cli.Get(("/sagas/" + id).c_str());
-    int released = 0;
-    if (r && r->status == 200) {
-      auto j = nlohmann::json::parse(r->body, nullptr, false);
-      if (!j.is_discarded())
-        for (const auto& e : j["events"])
-          released += e.value("type", "") == "CompensationSucceeded" &&
-                      e.value("command", "") == "inventory.ReleaseReservation";
-    }
-    not_released += released != 1;
-  }
-  const int want_compensated = (sagas + 9) / 10;
-  const bool ok = errors == 0 && compensated == want_compensated &&
-                  completed == sagas - want_compensated && not_released == 0;
-  nlohmann::json out{{"mode", "http"},
-                     {"url", url},
-                     {"run", run},
-                     {"sagas", sagas},
-                     {"inflight", inflight},
-                     {"sagas_per_s", std::round(sagas / secs)},
-                     {"p50_ms", std::round(percentile(latencies, 0.50) * 1000) / 1000},
-                     {"p99_ms", std::round(percentile(latencies, 0.99) * 1000) / 1000},
-                     {"max_ms", std::round(percentile(latencies, 1.0) * 1000) / 1000},
-                     {"completed", completed},
-                     {"compensated", compensated},
-                     {"seconds", std::round(secs * 1000) / 1000},
-                     {"verified", ok}};
-  std::cout << out.dump() << std::endl;
-  if (!ok)
-    std::cerr << "verification failed: errors=" << errors << " not_released=" << not_released
-              << (first_error.empty() ? "" : " first error: " + first_error) << "\n";
-  return ok ? 0 : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -251,7 +158,7 @@ int main(int argc, char** argv) {
       std::cerr << "saga-bench: --mode http needs --url (a running sagad)\n";
       return 2;
     }
-    return run_http(url, run, sagas, inflight);
+    return sagabench::run_http(url, run, sagas, inflight);
   }
   namespace fs = std::filesystem;
   if (db.empty()) {

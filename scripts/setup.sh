@@ -5,7 +5,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libasio-dev libsqlite3-dev sqlite3 librdkafka-dev libcereal-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev nlohmann-json3-dev graphviz kcat curl
-      libcpp-httplib-dev libtomlplusplus-dev libspdlog-dev prometheus-cpp-dev libjemalloc-dev)
+      libcpp-httplib-dev libboost-dev libtomlplusplus-dev libspdlog-dev prometheus-cpp-dev libjemalloc-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,5 @@
-// sagad's HTTP API (cpp-httplib), JSON in and out; README "sagad" lists the routes.
+// sagad's HTTP API (Boost.Beast on one event-driven thread), JSON in and out; README "sagad"
+// lists the routes.
 #pragma once
 
 #include <atomic>
@@ -9,10 +10,6 @@
 #include "daemon.hpp"
 #include "log.hpp"
 
-namespace httplib {
-class Server;
-}
-
 namespace sagad {
 
 class HttpApi {
@@ -21,20 +18,18 @@ class HttpApi {
   ~HttpApi();
   // Binds config.http; returns the port (the one chosen when the config says 0).
   saga::Result<int> bind();
-  // Serves until stop(); returns false when the server could not run.
+  // Serves until stop() and every request taken is answered; false when it could not run.
   bool serve();
-  // Stops taking connections; requests in progress finish.
+  // Stops taking connections and requests; requests in progress are answered.
   void stop();
-  bool running() const;
+  bool running() const { return running_.load(); }
   bool failed() const { return failed_.load(); }
 
+  struct Core;  // the server, shared with callbacks the engine may hold longer
+
  private:
-  void routes();
-  Daemon& daemon_;
-  const Config& config_;
-  Log& log_;
-  std::unique_ptr<httplib::Server> server_;
-  int listen_fd_ = -1;
+  std::shared_ptr<Core> core_;
+  std::atomic<bool> running_{false};
   std::atomic<bool> failed_{false};  // serve() could not run
 };
 
