@@ -1,5 +1,6 @@
 #include "http_api.hpp"
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -465,13 +466,24 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
   bool released = false;  // the engine holds no callback any more
   std::optional<Status> accepted;
   std::optional<saga::Result<saga::SagaOutcome>> outcome;
+  // Within ?wait a committed start needs no answer of its own: the engine's thread notes it
+  // here instead of waking the io thread (read when the wait ends).
+  // When the wait ends first, the flag is cleared and both sides look at the other's flag
+  // after writing their own, so one of them sees the commit.
+  std::atomic<bool> quiet_accept{false};
+  std::atomic<bool> accepted_quietly{false};
+
+  void end_wait() {
+    waiting = false;
+    quiet_accept = false;
+  }
 
   void arm(std::chrono::milliseconds d) {
     timer.expires_after(d);
     timer.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || !self->conn) return;
       if (self->waiting) {
-        self->waiting = false;
+        self->end_wait();
         self->arm(kAcceptTimeout);
         return self->step();
       }
@@ -484,9 +496,10 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
 
   void step() {
     if (!conn) return;
+    if (!accepted && accepted_quietly.load()) accepted = Status::Ok();
     if (outcome && outcome->ok() && waiting)
       return answer(json_reply(200, saga::apps::outcome_json(**outcome)));
-    if (outcome && !outcome->ok()) waiting = false;
+    if (outcome && !outcome->ok()) end_wait();
     if (accepted && !accepted->ok()) {
       const int code = accepted->code() == saga::Code::kNotFound ? 400 : http_code(*accepted);
       return answer(json_reply(code, {{"error", accepted->message()}, {"id", id}}));
@@ -498,7 +511,7 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
     if (waiting && !released) return;
     if (!accepted) {
       if (waiting) {  // the saga cannot end now: wait for its start's commit only
-        waiting = false;
+        end_wait();
         arm(kAcceptTimeout);
       }
       return;
@@ -521,12 +534,13 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
 struct Relay {
   std::shared_ptr<HttpApi::Core> core;
   std::shared_ptr<StartCall> call;
+  std::atomic<bool> ended{false};  // the outcome was posted: nothing comes after it
   template <class F>
   void post(F f) {
     net::post(core->ioc, [call = call, f = std::move(f)]() mutable { f(*call); });
   }
   ~Relay() {
-    if (!call) return;
+    if (!call || ended.load()) return;
     net::post(core->ioc, [call = std::move(call)] {
       call->released = true;
       call->step();
@@ -611,7 +625,12 @@ void HttpApi::Core::start(std::shared_ptr<Connection> conn, Req req) {
   auto relay = std::make_shared<Relay>();
   relay->core = shared_from_this();
   relay->call = call;
+  call->quiet_accept = call->waiting;
   start.on_accepted = [relay](Status st) {
+    if (st.ok()) {
+      relay->call->accepted_quietly = true;
+      if (relay->call->quiet_accept.load()) return;
+    }
     relay->post([st = std::move(st)](StartCall& c) mutable {
       c.accepted = std::move(st);
       c.step();
@@ -620,8 +639,10 @@ void HttpApi::Core::start(std::shared_ptr<Connection> conn, Req req) {
   engine->start(std::move(start), [relay](saga::Result<saga::SagaOutcome> r) {
     relay->post([r = std::move(r)](StartCall& c) mutable {
       c.outcome = std::move(r);
+      c.released = true;  // `done` is the engine's last call
       c.step();
     });
+    relay->ended = true;
   });
 }
 
