@@ -1,10 +1,14 @@
 // sagad as a real process on 127.0.0.1, driven over HTTP as a user drives it with curl.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -356,6 +360,25 @@ TEST_F(Sagad, MutatingEndpointsNeedTheBearerTokenWhichIsNeverPrinted) {
   EXPECT_THAT(help.out, ::testing::Not(HasSubstr(token)));
 }
 
+// Sends `text` on a fresh connection and returns all that comes back before the close.
+static std::string raw_exchange(int port, const std::string& text) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_port = htons(static_cast<uint16_t>(port));
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0 &&
+      ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, n);
+  }
+  ::close(fd);
+  return got;
+}
+
 TEST_F(Sagad, MalformedOversizedAndUnknownStartsAreRefusedAndItKeepsServing) {
   start();
   auto raw = [&](const std::string& body) {
@@ -415,6 +438,18 @@ TEST_F(Sagad, MalformedOversizedAndUnknownStartsAreRefusedAndItKeepsServing) {
   ASSERT_TRUE(route);
   EXPECT_EQ(route->status, 404);
   EXPECT_EQ(json::parse(route->body).count("error"), 1u);
+  httplib::Headers huge{{"X-Filler", std::string(20'000, 'a')}};
+  auto big_header = client->Get("/healthz", huge);
+  ASSERT_TRUE(big_header);
+  EXPECT_EQ(big_header->status, 431);
+  EXPECT_THAT(big_header->body, HasSubstr("headers larger than"));
+  // Not HTTP at all: a JSON error, then the connection closes.
+  const std::string garbage = raw_exchange(port, "HELLO THERE\r\n\r\n");
+  EXPECT_THAT(garbage, HasSubstr("HTTP/1.1 400"));
+  EXPECT_THAT(garbage, HasSubstr("malformed HTTP request"));
+  auto bad_escape = client->Get("/sagas/%zz");
+  ASSERT_TRUE(bad_escape);
+  EXPECT_EQ(bad_escape->status, 400);
   // Still serving, and nothing was started by the refused requests.
   EXPECT_EQ(start_saga("PlaceOrder", "after", order("after", 10))["status"], "completed");
   EXPECT_EQ(get("/sagas")["sagas"].size(), 1u);
