@@ -33,6 +33,8 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+constexpr auto kTimeout = std::chrono::seconds(60);  // a sagad that stops answering fails the run
+
 double ms3(double ms) {
   return std::round(ms * 1000) / 1000;
 }
@@ -80,6 +82,7 @@ class Client : public std::enable_shared_from_this<Client> {
     req_.body() = nlohmann::json{{"type", "PlaceOrder"}, {"id", id}, {"data", data}}.dump();
     req_.prepare_payload();
     t0_ = Clock::now();
+    stream_.expires_after(kTimeout);
     http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->give_up("send: " + ec.message());
       self->res_ = {};
@@ -104,7 +107,7 @@ class Client : public std::enable_shared_from_this<Client> {
     } else {
       load_.failed(std::to_string(res_.result_int()) + " " + res_.body().substr(0, 300));
     }
-    if (!res_.keep_alive()) return give_up("sagad closed the connection");
+    if (!res_.keep_alive()) return;  // sagad closes it (counted above): the others go on
     next();
   }
 
@@ -120,36 +123,68 @@ class Client : public std::enable_shared_from_this<Client> {
   Clock::time_point t0_;
 };
 
-// GET on its own connection; nullopt when there is no answer.
-std::optional<nlohmann::json> get_json(Load& load, net::io_context& ioc,
-                                       const std::string& target) {
-  beast::error_code ec;
-  beast::tcp_stream stream(ioc);
-  stream.connect(load.endpoints, ec);
-  if (ec) return std::nullopt;
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, load.host);
-  http::write(stream, req, ec);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  if (!ec) http::read(stream, buffer, res, ec);
-  if (ec || res.result_int() != 200) return std::nullopt;
-  auto j = nlohmann::json::parse(res.body(), nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
+// GETs on one keep-alive connection, opened again when it closes; nullopt when no answer.
+class Getter {
+ public:
+  Getter(net::io_context& ioc, Load& load) : load_(load), stream_(ioc) {}
+
+  std::optional<nlohmann::json> get(const std::string& target) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      beast::error_code ec;
+      if (!open_) {
+        stream_.connect(load_.endpoints, ec);
+        if (ec) return std::nullopt;
+        open_ = true;
+      }
+      http::request<http::empty_body> req{http::verb::get, target, 11};
+      req.set(http::field::host, load_.host);
+      http::response<http::string_body> res;
+      http::write(stream_, req, ec);
+      if (!ec) http::read(stream_, buffer_, res, ec);
+      if (ec || !res.keep_alive()) {
+        beast::error_code ignored;
+        stream_.socket().close(ignored);
+        buffer_.clear();
+        open_ = false;
+        if (ec) continue;  // closed since the last GET, say: once more on a new connection
+      }
+      if (res.result_int() != 200) return std::nullopt;
+      auto j = nlohmann::json::parse(res.body(), nullptr, false);
+      if (j.is_discarded()) return std::nullopt;
+      return j;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  Load& load_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  bool open_ = false;
+};
 
 }  // namespace
 
 int run_http(const std::string& url, const std::string& run, int sagas, int inflight) {
   std::string hostport = url;
-  if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
+  if (const size_t scheme = hostport.find("://"); scheme != std::string::npos) {
+    if (!beast::iequals(hostport.substr(0, scheme), "http")) {
+      std::cerr << "saga-bench: --url must be http://HOST:PORT (sagad serves plain HTTP)\n";
+      return 2;
+    }
+    hostport = hostport.substr(scheme + 3);
+  }
   hostport = hostport.substr(0, hostport.find('/'));
-  const size_t colon = hostport.rfind(':');
   Load load;
   load.host = hostport;
-  const std::string host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
+  // HOST:PORT or [IPv6]:PORT
+  size_t colon = hostport.rfind(':');
+  if (const size_t bracket = hostport.rfind(']'); bracket != std::string::npos && colon < bracket)
+    colon = std::string::npos;
+  std::string host = hostport.substr(0, colon);
   const std::string port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   net::io_context ioc{1};
   beast::error_code ec;
   load.endpoints = tcp::resolver(ioc).resolve(host, port, ec);
@@ -172,10 +207,10 @@ int run_http(const std::string& url, const std::string& run, int sagas, int infl
 
   // Every compensated saga released its reservation exactly once, by its own log.
   int not_released = 0;
-  ioc.restart();
+  Getter getter(ioc, load);
   for (const std::string& id : load.compensated_ids) {
     int released = 0;
-    if (auto j = get_json(load, ioc, "/sagas/" + id))
+    if (auto j = getter.get("/sagas/" + id))
       for (const auto& e : (*j)["events"])
         released += e.value("type", "") == "CompensationSucceeded" &&
                     e.value("command", "") == "inventory.ReleaseReservation";

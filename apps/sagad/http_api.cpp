@@ -7,6 +7,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -85,8 +86,9 @@ struct Req {
   }
 };
 
-// %XX escapes (and '+' for a space in a query); nullopt when an escape is malformed.
-std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+// %XX escapes (and '+' for a space in a query); a '%' not followed by two hex digits stays as
+// it is (ids may contain one).
+std::string percent_decode(std::string_view s, bool plus_is_space) {
   auto digit = [](char c) {
     return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
@@ -96,10 +98,9 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      const int hi = digit(s[i + 1]), lo = digit(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
+    const int hi = s[i] == '%' && i + 2 < s.size() ? digit(s[i + 1]) : -1;
+    const int lo = hi >= 0 ? digit(s[i + 2]) : -1;
+    if (lo >= 0) {
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
     } else {
@@ -109,13 +110,27 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
   return out;
 }
 
-// "/sagas?status=stuck&limit=5" -> path and params; false when an escape is malformed.
-bool split_target(std::string_view target, Req* req) {
+// The path's characters other than unreserved ones, %-escaped.
+std::string percent_encode(std::string_view s) {
+  static const char* d = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += d[c >> 4];
+      out += d[c & 15];
+    }
+  }
+  return out;
+}
+
+// "/sagas?status=stuck&limit=5" -> path and params.
+void split_target(std::string_view target, Req* req) {
   const size_t q = target.find('?');
-  auto path = percent_decode(target.substr(0, q), false);
-  if (!path) return false;
-  req->path = std::move(*path);
-  if (q == std::string_view::npos) return true;
+  req->path = percent_decode(target.substr(0, q), false);
+  if (q == std::string_view::npos) return;
   std::string_view rest = target.substr(q + 1);
   while (!rest.empty()) {
     const size_t amp = rest.find('&');
@@ -123,12 +138,10 @@ bool split_target(std::string_view target, Req* req) {
     rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
-    auto k = percent_decode(pair.substr(0, eq), true);
-    auto v = percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
-    if (!k || !v) return false;
-    req->params.emplace_back(std::move(*k), std::move(*v));
+    req->params.emplace_back(
+        percent_decode(pair.substr(0, eq), true),
+        percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true));
   }
-  return true;
 }
 
 // "250ms", "5s", "2m" -> milliseconds; -1 when malformed.
@@ -250,6 +263,7 @@ struct HttpApi::Core : std::enable_shared_from_this<Core> {
   tcp::acceptor acceptor{ioc};
   net::steady_timer accept_pause{ioc};
   net::thread_pool slow{kSlowThreads};
+  net::thread_pool actions{kSlowThreads};  // retry and abort wait for their commit
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   // Only on the io thread:
   bool stopping = false;
@@ -307,18 +321,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Io thread. Writes the answer, then reads the next request or closes.
   void reply(Reply r) {
     res_ = {};
-    res_.version(11);
+    res_.version(version_);
     res_.result(static_cast<unsigned>(r.status));
     res_.set(http::field::content_type, r.content_type);
     for (auto& [name, value] : r.headers) res_.set(name, value);
     res_.keep_alive(keep_alive_ && !core_.stopping);
     res_.body() = std::move(r.body);
-    res_.prepare_payload();
+    res_.prepare_payload();  // Content-Length of the body, also for a HEAD
+    if (head_) res_.body().clear();
     core_.daemon.metrics().http_request(route_, r.status);
     stream_.expires_after(kReadTimeout);
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->on_written(ec);
-    });
+    serializer_.emplace(res_);
+    if (head_) serializer_->split(true);
+    auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->on_written(ec); };
+    if (head_) {
+      http::async_write_header(stream_, *serializer_, std::move(done));
+    } else {
+      http::async_write(stream_, *serializer_, std::move(done));
+    }
   }
 
   // On a stop: a connection between requests is closed; one in a request closes after it.
@@ -329,6 +349,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
+    if (core_.stopping || !stream_.socket().is_open()) return close();  // not taken: a stop
     begin();
     const auto& h = parser_->get();
     Reply refused;
@@ -353,9 +374,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return reply(error_reply(413, "body larger than the limit of " +
                                         std::to_string(core_.config.max_body_bytes) + " bytes"));
     }
+    if (h.method() == http::verb::unknown) {
+      keep_alive_ = false;
+      return reply(error_reply(400, "unsupported method " + std::string(sv(h.method_string()))));
+    }
     parser_->body_limit(core_.config.max_body_bytes);
     if (parser_->is_done()) return on_body({});
     stream_.expires_after(kReadTimeout);
+    if (beast::iequals(h[http::field::expect], "100-continue")) {
+      // The client waits for this before it sends the body.
+      continue_ = {http::status::continue_, h.version()};
+      return http::async_write(stream_, continue_,
+                               [self = shared_from_this()](beast::error_code ec, size_t) {
+                                 if (ec) return self->on_body(ec);
+                                 self->read_body();
+                               });
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
@@ -366,18 +404,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     http::request<http::string_body> msg = parser_->release();
     Req req;
     req.method = msg.method();
-    if (!split_target(sv(msg.target()), &req)) {
-      keep_alive_ = false;
-      return reply(error_reply(400, "malformed %-escape in the request target"));
-    }
+    split_target(sv(msg.target()), &req);
+    if (req.method == http::verb::head) req.method = http::verb::get;  // answered without body
     route_ = route_of(req.method, req.path);
     if (auto it = msg.find("traceparent"); it != msg.end()) req.traceparent = sv(it->value());
     req.body = std::move(msg.body());
-    if (req.method == http::verb::post && req.path == "/sagas")
-      return core_.start(shared_from_this(), std::move(req));
+    if (req.method == http::verb::post && req.path == "/sagas") {
+      try {
+        return core_.start(shared_from_this(), std::move(req));
+      } catch (const std::exception& e) {  // memory, say: this request fails, the server goes on
+        core_.log.error("request failed", {{"path", "/sagas"}, {"error", e.what()}});
+        return reply(error_reply(500, std::string("internal error: ") + e.what()));
+      }
+    }
     if (req.method == http::verb::get && req.path == "/healthz")
       return reply(json_reply(200, {{"status", "ok"}}));
-    net::post(core_.slow, [self = shared_from_this(), req = std::move(req)] {
+    const bool action = req.method == http::verb::post;
+    net::post(action ? core_.actions : core_.slow, [self = shared_from_this(),
+                                                    req = std::move(req)] {
       Reply r = self->core_.handle(req);
       net::post(self->core_.ioc, [self, r = std::move(r)]() mutable { self->reply(std::move(r)); });
     });
@@ -403,7 +447,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_written(beast::error_code ec) {
     end();
     if (ec) return close();
-    if (!res_.keep_alive()) return linger();
+    if (!res_.keep_alive() || core_.stopping) return linger();
     read();
   }
 
@@ -429,8 +473,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void begin() {
     busy_ = true;
     ++core_.busy;
-    keep_alive_ = parser_->get().keep_alive();
-    route_ = route_of(parser_->get().method(), sv(parser_->get().target()));
+    const auto& h = parser_->get();
+    keep_alive_ = h.keep_alive();
+    version_ = h.version() == 10 ? 10 : 11;
+    head_ = h.method() == http::verb::head;
+    const std::string_view target = sv(h.target());
+    route_ = route_of(head_ ? http::verb::get : h.method(), target.substr(0, target.find('?')));
   }
 
   void end() {
@@ -450,7 +498,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
-  bool first_ = true, busy_ = false, keep_alive_ = true;
+  std::optional<http::response_serializer<http::string_body>> serializer_;
+  http::response<http::empty_body> continue_;
+  bool first_ = true, busy_ = false, keep_alive_ = true, head_ = false;
+  unsigned version_ = 11;
   const char* route_ = "other";
 };
 
@@ -487,6 +538,7 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
         self->arm(kAcceptTimeout);
         return self->step();
       }
+      if (self->accepted_quietly.load()) return self->step();  // committed just now: 202
       self->answer(json_reply(503, {{"error", "the start of saga '" + self->id +
                                                   "' was not committed in time; start it again "
                                                   "(same id)"},
@@ -508,17 +560,11 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
       return answer(json_reply(503, {{"error", "sagad stopped before the start of saga '" + id +
                                                    "' was committed; start it again (same id)"},
                                      {"id", id}}));
-    if (waiting && !released) return;
-    if (!accepted) {
-      if (waiting) {  // the saga cannot end now: wait for its start's commit only
-        end_wait();
-        arm(kAcceptTimeout);
-      }
-      return;
-    }
+    if ((waiting && !released) || !accepted) return;
     core.log.debug("saga accepted", {{"saga_id", id}, {"type", type}});
-    Reply r = json_reply(202, {{"id", id}, {"status", "running"}, {"location", "/sagas/" + id}});
-    r.headers.emplace_back("Location", "/sagas/" + id);
+    const std::string location = "/sagas/" + percent_encode(id);
+    Reply r = json_reply(202, {{"id", id}, {"status", "running"}, {"location", location}});
+    r.headers.emplace_back("Location", location);
     answer(std::move(r));
   }
 
@@ -766,7 +812,8 @@ HttpApi::HttpApi(Daemon& daemon, const Config& config, Log& log)
     : core_(std::make_shared<Core>(daemon, config, log)) {}
 
 HttpApi::~HttpApi() {
-  core_->slow.join();  // its tasks hold connections of this io_context
+  core_->slow.join();  // their tasks hold connections of this io_context
+  core_->actions.join();
 }
 
 saga::Result<int> HttpApi::bind() {

@@ -447,12 +447,35 @@ TEST_F(Sagad, MalformedOversizedAndUnknownStartsAreRefusedAndItKeepsServing) {
   const std::string garbage = raw_exchange(port, "HELLO THERE\r\n\r\n");
   EXPECT_THAT(garbage, HasSubstr("HTTP/1.1 400"));
   EXPECT_THAT(garbage, HasSubstr("malformed HTTP request"));
+  // A '%' that is no escape stays a '%' (ids may hold one).
   auto bad_escape = client->Get("/sagas/%zz");
   ASSERT_TRUE(bad_escape);
-  EXPECT_EQ(bad_escape->status, 400);
+  EXPECT_EQ(bad_escape->status, 404);
+  EXPECT_THAT(bad_escape->body, HasSubstr("no saga '%zz'"));
+  // HEAD: the headers of the GET, no body, and the connection goes on.
+  auto head = client->Head("/healthz");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->body, "");
+  EXPECT_EQ(client->Get("/healthz")->status, 200);
+  auto odd_method = raw_exchange(port, "BREW /sagas HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(odd_method, HasSubstr("HTTP/1.1 400"));
+  EXPECT_THAT(odd_method, HasSubstr("unsupported method BREW"));
   // Still serving, and nothing was started by the refused requests.
   EXPECT_EQ(start_saga("PlaceOrder", "after", order("after", 10))["status"], "completed");
   EXPECT_EQ(get("/sagas")["sagas"].size(), 1u);
+  // An id with characters a path escapes: the Location given can be followed.
+  auto odd_id =
+      post("/sagas", {{"type", "PlaceOrder"}, {"id", "50% off/x?"}, {"data", order("o", 10)}});
+  ASSERT_TRUE(odd_id);
+  ASSERT_EQ(odd_id->status, 202) << odd_id->body;
+  // (cpp-httplib decodes a Location header it reads; the body's copy is as sent.)
+  const std::string location = json::parse(odd_id->body)["location"];
+  EXPECT_EQ(location, "/sagas/50%25%20off%2Fx%3F");
+  auto followed = client->Get(location);
+  ASSERT_TRUE(followed);
+  EXPECT_EQ(followed->status, 200);
+  EXPECT_EQ(json::parse(followed->body)["id"], "50% off/x?");
 }
 
 TEST_F(Sagad, SigtermMidRunStopsCleanlyAndARestartFinishesEverySaga) {
