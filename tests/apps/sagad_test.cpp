@@ -550,6 +550,14 @@ TEST_F(Sagad, ASecondSignalExitsAtOnce) {
 TEST_F(Sagad, SighupAddsDefinitionsAndRefusesAChangedVersion) {
   start();
   EXPECT_EQ(start_saga("PlaceOrder", "h-1", order("h-1", 10))["status"], "completed");
+  // A saga under way across the reload: its compensation waits on a participant nobody runs.
+  auto running =
+      post("/sagas", {{"type", "Jammed"}, {"id", "h-run"}, {"data", order("h-run", 900)}});
+  ASSERT_TRUE(running);
+  ASSERT_EQ(running->status, 202);
+  for (int i = 0; i < 100 && get("/sagas/h-run")["status"] != "compensating"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(get("/sagas/h-run")["status"], "compensating");
   std::ofstream(dir + "/defs/jammed2.saga")
       << "saga Jammed version 2 { step only { command orders.ConfirmOrder } }\n";
   proc->kill(SIGHUP);
@@ -571,6 +579,17 @@ TEST_F(Sagad, SighupAddsDefinitionsAndRefusesAChangedVersion) {
   EXPECT_THAT(read_log(), HasSubstr("a changed definition needs a new version"));
   EXPECT_EQ(get("/definitions").size(), 3u);
   EXPECT_EQ(start_saga("PlaceOrder", "h-3", order("h-3", 10))["status"], "completed");
+  // The saga from before the reloads went on under v1 and its retries ran out: stuck.
+  json after;
+  for (int i = 0; i < 200 && (after = get("/sagas/h-run"))["status"] != "stuck"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(after["status"], "stuck") << after.dump();
+  EXPECT_EQ(after["version"], 1);
+  int unjams = 0;
+  for (const auto& e : after["events"])
+    unjams +=
+        e.value("type", "") == "CompensationFailed" && e.value("command", "") == "warehouse.Unjam";
+  EXPECT_GE(unjams, 1) << after.dump();
 }
 
 TEST_F(Sagad, CreatesItsLogOwnerOnlyAndReportsReadiness) {
