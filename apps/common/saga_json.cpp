@@ -2,6 +2,7 @@
 
 #include "saga/timeline.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -86,6 +87,21 @@ json outcome_json(const SagaOutcome& o) {
           {"status", status_name(o.status)},
           {"reason", o.reason},
           {"context", data_value(o.context)}};
+}
+
+std::string path_segment(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
 }
 
 }  // namespace saga::apps

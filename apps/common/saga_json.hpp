@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "saga/definition.hpp"
 #include "saga/engine.hpp"
@@ -28,5 +29,9 @@ nlohmann::json outcome_json(const SagaOutcome& o);
 // sagad's bearer token: the file's content without trailing whitespace when `file` is given
 // (InvalidArgument when it cannot be read or is empty), else SAGAD_TOKEN, else empty.
 Result<std::string> read_token(const std::string& file);
+
+// A saga id as one path segment of sagad's API (/sagas/{id}): all but unreserved characters
+// %-escaped.
+std::string path_segment(std::string_view s);
 
 }  // namespace saga::apps

@@ -32,21 +32,6 @@ std::string token(const ServerOptions& o) {
   return *t;
 }
 
-std::string escape(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 void act(const ServerOptions& o, const std::string& action) {
   httplib::Client cli(o.server);
   cli.set_read_timeout(60);
@@ -55,7 +40,7 @@ void act(const ServerOptions& o, const std::string& action) {
   nlohmann::json body = nlohmann::json::object();
   if (!o.reason.empty()) body["reason"] = o.reason;
   // The id is a path segment: escape what a URL cannot carry as is.
-  std::string path = "/sagas/" + escape(o.id) + "/" + action;
+  std::string path = "/sagas/" + saga::apps::path_segment(o.id) + "/" + action;
   auto r = cli.Post(path.c_str(), headers,
                     body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                     "application/json");

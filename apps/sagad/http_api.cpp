@@ -110,22 +110,6 @@ std::string percent_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-// The path's characters other than unreserved ones, %-escaped.
-std::string percent_encode(std::string_view s) {
-  static const char* d = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += d[c >> 4];
-      out += d[c & 15];
-    }
-  }
-  return out;
-}
-
 // "/sagas?status=stuck&limit=5" -> path and params.
 void split_target(std::string_view target, Req* req) {
   const size_t q = target.find('?');
@@ -562,7 +546,7 @@ struct StartCall : std::enable_shared_from_this<StartCall> {
                                      {"id", id}}));
     if ((waiting && !released) || !accepted) return;
     core.log.debug("saga accepted", {{"saga_id", id}, {"type", type}});
-    const std::string location = "/sagas/" + percent_encode(id);
+    const std::string location = "/sagas/" + saga::apps::path_segment(id);
     Reply r = json_reply(202, {{"id", id}, {"status", "running"}, {"location", location}});
     r.headers.emplace_back("Location", location);
     answer(std::move(r));
