@@ -1,11 +1,15 @@
 // sagactl list / show / replay on a log written by a real engine on a SQLite file.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -129,6 +133,42 @@ TEST_F(SagactlLog, ShowNamesStepsFromTheLogAloneWithNumberedEventsAndOutcomes) {
   auto at = sagactl("show declined-2 --at 2 --db " + db);
   ASSERT_EQ(at.exit_code, 0) << at.err;
   EXPECT_THAT(at.out, HasSubstr("reserve_inventory: running, attempt 1"));
+}
+
+// Runs `command` with its output on a pseudo-terminal; returns what it printed, or nullopt
+// when this machine has no pseudo-terminals.
+std::optional<std::string> on_terminal(const std::string& command, bool no_color) {
+  int terminal = -1;
+  const pid_t pid = forkpty(&terminal, nullptr, nullptr, nullptr);
+  if (pid < 0) return std::nullopt;
+  if (pid == 0) {
+    if (no_color) {
+      setenv("NO_COLOR", "1", 1);
+    } else {
+      unsetenv("NO_COLOR");
+    }
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(terminal, buf, sizeof buf)) > 0;) out.append(buf, n);  // EIO at exit
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(terminal);
+  return out;
+}
+
+TEST_F(SagactlLog, ShowIsInColourOnATerminalUnlessNoColorIsSet) {
+  const std::string show = std::string(SAGACTL) + " show declined-2 --db " + db;
+  const auto coloured = on_terminal(show, false);
+  if (!coloured) GTEST_SKIP() << "no pseudo-terminal on this machine (forkpty failed)";
+  EXPECT_THAT(*coloured, HasSubstr("COMPENSATED"));
+  EXPECT_THAT(*coloured, HasSubstr("\x1b["));
+  const auto plain = on_terminal(show, true);
+  ASSERT_TRUE(plain);
+  EXPECT_THAT(*plain, HasSubstr("COMPENSATED"));
+  EXPECT_THAT(*plain, ::testing::Not(HasSubstr("\x1b[")));
 }
 
 TEST_F(SagactlLog, ShowJsonAndExportNameEveryEventsStepAndCommand) {
