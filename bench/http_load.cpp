@@ -3,6 +3,9 @@
 // answer; then every compensated saga's log is read back through the API.
 #include "http_load.hpp"
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -135,6 +138,10 @@ class Getter {
         stream_.connect(load_.endpoints, ec);
         if (ec) return std::nullopt;
         open_ = true;
+        // Blocking calls: a sagad that stops answering fails the GET instead of hanging.
+        timeval tv{std::chrono::duration_cast<std::chrono::seconds>(kTimeout).count(), 0};
+        ::setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
       }
       http::request<http::empty_body> req{http::verb::get, target, 11};
       req.set(http::field::host, load_.host);
@@ -210,9 +217,9 @@ int run_http(const std::string& url, const std::string& run, int sagas, int infl
   Getter getter(ioc, load);
   for (const std::string& id : load.compensated_ids) {
     int released = 0;
-    if (auto j = getter.get("/sagas/" + id))
+    if (auto j = getter.get("/sagas/" + id); j && j->is_object() && (*j)["events"].is_array())
       for (const auto& e : (*j)["events"])
-        released += e.value("type", "") == "CompensationSucceeded" &&
+        released += e.is_object() && e.value("type", "") == "CompensationSucceeded" &&
                     e.value("command", "") == "inventory.ReleaseReservation";
     not_released += released != 1;
   }

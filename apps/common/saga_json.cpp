@@ -90,6 +90,7 @@ json outcome_json(const SagaOutcome& o) {
 }
 
 std::string path_segment(std::string_view s) {
+  if (s == "." || s == "..") return s == "." ? "%2E" : "%2E%2E";  // clients drop dot segments
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {

@@ -365,7 +365,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(core_.config.max_body_bytes);
     if (parser_->is_done()) return on_body({});
     stream_.expires_after(kReadTimeout);
-    if (beast::iequals(h[http::field::expect], "100-continue")) {
+    if (h.version() >= 11 && beast::iequals(h[http::field::expect], "100-continue")) {
       // The client waits for this before it sends the body.
       continue_ = {http::status::continue_, h.version()};
       return http::async_write(stream_, continue_,
@@ -466,6 +466,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void end() {
+    if (!busy_) return;
     busy_ = false;
     --core_.busy;
     core_.maybe_finish();
@@ -647,7 +648,9 @@ void HttpApi::Core::start(std::shared_ptr<Connection> conn, Req req) {
   start.saga_id = b.contains("id") ? b["id"].get<std::string>() : random_id();
   start.input = b.contains("data") ? b["data"].dump() : "{}";
   start.traceparent = std::move(req.traceparent);
-  auto call = std::make_shared<StartCall>(*this, std::move(conn));
+  // The call gets the connection only once the engine has the start: if anything before
+  // throws, the caller's 500 is the only answer (every callback runs later, on this thread).
+  auto call = std::make_shared<StartCall>(*this, nullptr);
   call->id = start.saga_id;
   call->type = start.definition;
   call->waiting = wait_ms > 0;
@@ -674,6 +677,7 @@ void HttpApi::Core::start(std::shared_ptr<Connection> conn, Req req) {
     });
     relay->ended = true;
   });
+  call->conn = std::move(conn);
 }
 
 Reply HttpApi::Core::handle(const Req& req) {
