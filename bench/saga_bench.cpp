@@ -200,13 +200,18 @@ int main(int argc, char** argv) {
       }
       bootstrap = broker->bootstrap;
     }
-    // One saga in flight has nothing to batch: send at once. And on the mock only, poll: it
-    // holds a fetch that found nothing for the whole fetch.wait.max.ms even when a record
-    // arrives meanwhile (a real broker answers at once). docs/performance.md has the figures.
+    // One saga in flight has nothing to batch: send at once. Many in flight: linger half a
+    // millisecond, and let records gather while one produce request is out. On the mock only,
+    // poll: it holds a fetch that found nothing for the whole fetch.wait.max.ms even when a
+    // record arrives meanwhile (a real broker answers at once). docs/performance.md has the
+    // figures of each.
     if (run == "latency") {
       client_props["linger.ms"] = "0";
-      if (broker) client_props["fetch.wait.max.ms"] = "0";
+    } else {
+      client_props["linger.ms"] = "0.5";
+      client_props["max.in.flight.requests.per.connection"] = "1";
     }
+    if (broker) client_props["fetch.wait.max.ms"] = "0";
     for (const std::string& kv : kafka_props) {
       const auto eq = kv.find('=');
       if (eq == std::string::npos) {
@@ -217,7 +222,12 @@ int main(int argc, char** argv) {
     }
     std::map<std::string, std::string> props = client_props;
     props["bootstrap.servers"] = bootstrap;
+    // As two services would be: each process one group, its channels on one consumer.
+    const bool own_groups = !props.count("group.id");
     for (auto* k : {&orchestrator_kafka, &participant_kafka}) {
+      if (own_groups)
+        props["group.id"] =
+            k == &orchestrator_kafka ? "saga-bench.orchestrator" : "saga-bench.participants";
       auto t = kafka::KafkaTransport::open({.properties = props, .log = [](const std::string& l) {
                                               std::cerr << "kafka: " << l << "\n";
                                             }});

@@ -54,12 +54,12 @@ Status check_properties(const std::map<std::string, std::string>& properties) {
   return Status::Ok();
 }
 
-struct Subscription;
+struct Consumer;
 
 // What librdkafka's callbacks get as their opaque: the transport, and the consumer if any.
 struct ClientContext {
   KafkaTransport::Impl* impl;
-  Subscription* sub;
+  Consumer* consumer;
 };
 
 struct KafkaTransport::Impl {
@@ -68,8 +68,11 @@ struct KafkaTransport::Impl {
   KafkaPtr producer;
   std::thread poller;
   std::atomic<bool> stopping{false};
+  std::mutex changes_mu;  // one subscribe or unsubscribe at a time
   std::mutex mu;
-  std::unordered_map<std::string, std::shared_ptr<Subscription>> subs;
+  // Consumers by group id, and the group each subscribed channel is consumed in.
+  std::unordered_map<std::string, std::shared_ptr<Consumer>> consumers;
+  std::unordered_map<std::string, std::string> channel_group;
   std::atomic<uint64_t> produced{0}, delivery_failures{0}, consumed{0}, dead{0};
   std::mutex log_mu;
   std::set<std::string> logged;  // lines already logged (bounded: forgotten when full)
@@ -89,22 +92,32 @@ struct KafkaTransport::Impl {
   // Produces one record; `done` runs on its delivery report.
   void produce(const std::string& topic, const std::string& key, const std::string& value,
                rd_kafka_headers_t* headers, Completion done);
-  void dead_letter(const std::shared_ptr<Subscription>& sub, int32_t partition, int64_t offset,
-                   uint64_t generation, const std::string& key, const std::string& value,
-                   const std::string& reason);
+  void dead_letter(const std::shared_ptr<Consumer>& consumer, const std::string& topic,
+                   int32_t partition, int64_t offset, uint64_t generation, const std::string& key,
+                   const std::string& value, const std::string& reason);
+  void close(const std::shared_ptr<Consumer>& consumer);
 };
 
-// One consumer: its poll thread, and per partition the offsets delivered but not settled.
-struct Subscription : std::enable_shared_from_this<Subscription> {
+// One consumer of one group: its poll thread, the channels it serves (one topic each), and
+// per assigned partition the offsets delivered but not settled.
+struct Consumer : std::enable_shared_from_this<Consumer> {
   KafkaTransport::Impl* impl = nullptr;
   ClientContext ctx{nullptr, this};
-  std::string channel, topic;
-  Transport::Handler handler;
-  // Record timestamp to delivery, summed over delivered messages: how far behind it reads.
-  std::atomic<uint64_t> lag_ms_sum{0}, lag_samples{0};
+  std::string group;
   KafkaPtr rk;
   std::thread thread;
   std::atomic<bool> stop{false};
+
+  struct Channel {
+    std::string name;
+    Transport::Handler handler;
+    // Record timestamp to delivery, summed over delivered messages: how far behind it reads.
+    std::atomic<uint64_t> lag_ms_sum{0}, lag_samples{0};
+  };
+  // Held while a handler runs: a channel removed under it has no handler running.
+  std::mutex dispatch_mu;
+  // By topic. Changed under dispatch_mu and mu, so either one is enough to read it.
+  std::unordered_map<std::string, std::shared_ptr<Channel>> channels;
 
   // One assignment of one partition: acks of messages delivered under an earlier assignment
   // (before a rebalance took the partition away) store nothing.
@@ -114,18 +127,40 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
     int64_t high = -1;    // one past the highest settled offset
     int64_t stored = -1;  // the offset last stored (the next one to consume)
   };
+  using Key = std::pair<std::string, int32_t>;  // topic, partition
   std::mutex mu;
   std::condition_variable assigned_cv;
-  bool assigned = false;  // the group gave this consumer its partitions
+  // Subscription changes, and the one the last assignment answered: equal once the group
+  // has given this consumer its partitions (none, when the group has more members than them).
+  uint64_t subscribed = 0, assigned_at = 0;
   bool closed = false;
   uint64_t generations = 0;
-  std::unordered_map<int32_t, Offsets> partitions;
+  std::map<Key, Offsets> partitions;
 
-  // The current assignment of `partition`, a new one if it has none. REQUIRES: mu held.
-  Offsets& assignment(int32_t partition) {
-    Offsets& p = partitions[partition];
+  // The current assignment of a partition, a new one if it has none. REQUIRES: mu held.
+  Offsets& assignment(const Key& key) {
+    Offsets& p = partitions[key];
     if (p.generation == 0) p.generation = ++generations;
     return p;
+  }
+
+  // Makes `topics` the subscription (a change rebalances the group).
+  rd_kafka_resp_err_t subscribe_to(const std::vector<std::string>& topics) {
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+    for (const auto& t : topics)
+      rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+    {
+      std::lock_guard l(mu);  // before: the assignment may come before subscribe returns
+      ++subscribed;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk.get(), list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::lock_guard l(mu);
+      --subscribed;
+    }
+    return e;
   }
 
   // Runs inside rd_kafka_consumer_poll() on this consumer's thread.
@@ -140,17 +175,19 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
       }
       std::lock_guard l(mu);
       for (int i = 0; i < list->cnt; ++i) {
-        partitions.erase(list->elems[i].partition);
-        assignment(list->elems[i].partition);
+        const Key key{list->elems[i].topic, list->elems[i].partition};
+        partitions.erase(key);
+        assignment(key);
       }
-      assigned = true;
+      assigned_at = subscribed;
       assigned_cv.notify_all();
       return;
     }
     {
       // Revoked: their messages in flight go to the next owner; forget what was pending.
       std::lock_guard l(mu);
-      for (int i = 0; i < list->cnt; ++i) partitions.erase(list->elems[i].partition);
+      for (int i = 0; i < list->cnt; ++i)
+        partitions.erase(Key{list->elems[i].topic, list->elems[i].partition});
     }
     if (cooperative) {
       rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk.get(), list);
@@ -160,10 +197,10 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
     }
   }
 
-  void settle(int32_t partition, int64_t offset, uint64_t generation) {
+  void settle(const Key& key, int64_t offset, uint64_t generation) {
     std::lock_guard l(mu);
     if (closed) return;
-    auto it = partitions.find(partition);
+    auto it = partitions.find(key);
     if (it == partitions.end() || it->second.generation != generation) return;
     Offsets& p = it->second;
     p.pending.erase(offset);
@@ -172,42 +209,49 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
     const int64_t next = p.pending.empty() ? p.high : *p.pending.begin();
     if (next <= p.stored) return;
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = next;
+    rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = next;
     if (rd_kafka_offsets_store(rk.get(), list) == RD_KAFKA_RESP_ERR_NO_ERROR) p.stored = next;
     rd_kafka_topic_partition_list_destroy(list);
   }
 
+  // REQUIRES: dispatch_mu held.
   void deliver(const rd_kafka_message_t* m) {
+    const std::string topic = rd_kafka_topic_name(m->rkt);
+    auto found = channels.find(topic);
+    // A channel just unsubscribed: not settled, so its next owner gets it.
+    if (found == channels.end()) return;
+    Channel& channel = *found->second;
     impl->consumed++;
     if (const int64_t at = rd_kafka_message_timestamp(m, nullptr); at > 0) {
       const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
-      lag_ms_sum += static_cast<uint64_t>(std::max<int64_t>(0, now - at));
-      lag_samples++;
+      channel.lag_ms_sum += static_cast<uint64_t>(std::max<int64_t>(0, now - at));
+      channel.lag_samples++;
     }
-    const int32_t partition = m->partition;
+    Key key{topic, m->partition};
     const int64_t offset = m->offset;
     uint64_t generation;
     {
       std::lock_guard l(mu);
-      Offsets& p = assignment(partition);
+      Offsets& p = assignment(key);
       p.pending.insert(offset);
       generation = p.generation;
     }
     std::string value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
-    std::string key(m->key ? static_cast<const char*>(m->key) : "", m->key_len);
-    std::weak_ptr<Subscription> weak = weak_from_this();
+    std::string record_key(m->key ? static_cast<const char*>(m->key) : "", m->key_len);
+    std::weak_ptr<Consumer> weak = weak_from_this();
     const size_t size = m->len + m->key_len;
     const bool too_big = size > impl->opts.max_message_bytes;
-    Ack ack([weak, partition, offset, generation, key,
+    Ack ack([weak, key, offset, generation, record_key,
              value = too_big ? std::string() : value](const std::string& reason) {
       auto self = weak.lock();
       if (!self) return;
       if (reason.empty()) {
-        self->settle(partition, offset, generation);
+        self->settle(key, offset, generation);
       } else {
-        self->impl->dead_letter(self, partition, offset, generation, key, value, reason);
+        self->impl->dead_letter(self, key.first, key.second, offset, generation, record_key, value,
+                                reason);
       }
     });
     if (too_big) {
@@ -216,8 +260,8 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
     }
     auto msg = decode_json(value);
     if (!msg.ok()) return ack.dead_letter("not a saga message: " + msg.status().message());
-    msg->channel = channel;  // the topic it came on decides where it goes
-    handler(std::move(*msg), std::move(ack));
+    msg->channel = channel.name;  // the topic it came on decides where it goes
+    channel.handler(std::move(*msg), std::move(ack));
   }
 
   void run() {
@@ -225,9 +269,10 @@ struct Subscription : std::enable_shared_from_this<Subscription> {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
       if (m == nullptr) continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        std::lock_guard l(dispatch_mu);
         deliver(m);
       } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        impl->log_once("kafka consumer of " + topic + ": " + rd_kafka_message_errstr(m));
+        impl->log_once("kafka consumer of group " + group + ": " + rd_kafka_message_errstr(m));
       }
       rd_kafka_message_destroy(m);
     }
@@ -252,7 +297,7 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 
 void on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list,
                   void* opaque) {
-  static_cast<ClientContext*>(opaque)->sub->rebalance(err, list);
+  static_cast<ClientContext*>(opaque)->consumer->rebalance(err, list);
 }
 
 void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
@@ -264,7 +309,7 @@ void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* t
 }  // namespace
 
 Result<rd_kafka_conf_t*> KafkaTransport::Impl::conf(ClientContext* ctx, const std::string& group) {
-  const bool consumer = ctx->sub != nullptr;
+  const bool consumer = ctx->consumer != nullptr;
   rd_kafka_conf_t* c = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> Status {
@@ -320,30 +365,61 @@ void KafkaTransport::Impl::produce(const std::string& topic, const std::string& 
   }
 }
 
-void KafkaTransport::Impl::dead_letter(const std::shared_ptr<Subscription>& sub, int32_t partition,
-                                       int64_t offset, uint64_t generation, const std::string& key,
+void KafkaTransport::Impl::dead_letter(const std::shared_ptr<Consumer>& consumer,
+                                       const std::string& topic, int32_t partition, int64_t offset,
+                                       uint64_t generation, const std::string& key,
                                        const std::string& value, const std::string& reason) {
   rd_kafka_headers_t* h = rd_kafka_headers_new(3);
   add_header(h, "saga-dlq-reason", reason);
   add_header(h, "saga-dlq-source",
-             sub->topic + "/" + std::to_string(partition) + "/" + std::to_string(offset));
-  log_once("dead letter from " + sub->topic + ": " + reason);
-  std::weak_ptr<Subscription> weak = sub;
+             topic + "/" + std::to_string(partition) + "/" + std::to_string(offset));
+  log_once("dead letter from " + topic + ": " + reason);
+  std::weak_ptr<Consumer> weak = consumer;
   // Settled only once the dead-letter topic has it: otherwise it comes again after a restart.
   // A record near the size limit would not fit beside the headers: keep its head.
   const bool cut = key.size() + value.size() > kMaxDeadLetterBytes;
   if (cut) add_header(h, "saga-dlq-truncated-from", std::to_string(value.size()));
-  produce(sub->topic + ".dlq", key.substr(0, 1024), cut ? value.substr(0, 64 << 10) : value, h,
-          [this, weak, partition, offset, generation](Status st) {
+  produce(topic + ".dlq", key.substr(0, 1024), cut ? value.substr(0, 64 << 10) : value, h,
+          [this, weak, key = Consumer::Key{topic, partition}, offset, generation](Status st) {
             auto self = weak.lock();
             if (!self) return;
             if (st.ok()) {
               dead++;
-              self->settle(partition, offset, generation);
+              self->settle(key, offset, generation);
             } else {  // not settled: it comes again after a restart
               log("could not write a dead letter: " + st.message());
             }
           });
+}
+
+void KafkaTransport::Impl::close(const std::shared_ptr<Consumer>& c) {
+  c->stop = true;
+  c->thread.join();  // no handler is running and none will run again
+  {
+    std::lock_guard l(c->mu);
+    c->closed = true;  // late acks store nothing: their messages come again
+  }
+  // Commit the offsets stored so far and leave the group, but not forever: with the broker
+  // gone a plain consumer_close() waits for the coordinator without end.
+  rd_kafka_queue_t* q = rd_kafka_queue_new(c->rk.get());
+  if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(c->rk.get(), q)) {
+    rd_kafka_error_destroy(e);
+  } else {
+    // Served as events: prefetched messages forwarded here cannot be served as callbacks
+    // (librdkafka asserts), and the revoke arrives as a rebalance event.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!rd_kafka_consumer_closed(c->rk.get()) && std::chrono::steady_clock::now() < until) {
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
+      if (ev == nullptr) continue;
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+        c->rebalance(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+      rd_kafka_event_destroy(ev);
+    }
+  }
+  rd_kafka_queue_destroy(q);
+  if (!rd_kafka_consumer_closed(c->rk.get()))
+    log("kafka consumer of group " + c->group + " did not close within 10 s (broker away?)");
+  rd_kafka_destroy_flags(c->rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 KafkaTransport::KafkaTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -374,12 +450,13 @@ Result<std::unique_ptr<KafkaTransport>> KafkaTransport::open(Options options) {
 }
 
 KafkaTransport::~KafkaTransport() {
-  std::vector<std::string> channels;
+  std::unordered_map<std::string, std::shared_ptr<Consumer>> consumers;
   {
     std::lock_guard l(impl_->mu);
-    for (const auto& [channel, sub] : impl_->subs) channels.push_back(channel);
+    consumers.swap(impl_->consumers);
+    impl_->channel_group.clear();
   }
-  for (const auto& c : channels) unsubscribe(c);
+  for (const auto& [group, c] : consumers) impl_->close(c);
   if (!flush(Duration(10000)).ok()) {
     // Every send is still answered: what could not be delivered fails with a purge error.
     rd_kafka_purge(impl_->producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -402,72 +479,89 @@ void KafkaTransport::send(Message message, Completion done) {
 }
 
 Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
-  std::lock_guard l(impl_->mu);
-  if (impl_->subs.count(channel))
-    return Status::AlreadyExists("channel '" + channel + "' already has a handler");
-  auto sub = std::make_shared<Subscription>();
-  sub->impl = impl_.get();
-  sub->ctx.impl = impl_.get();
-  sub->channel = channel;
-  sub->topic = topic_of(channel);
-  sub->handler = std::move(handler);
-  auto c = impl_->conf(&sub->ctx, impl_->opts.group_prefix + "." + channel);
-  if (!c.ok()) return c.status();
-  rd_kafka_conf_set_rebalance_cb(*c, on_rebalance);
-  char err[512];
-  sub->rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, *c, err, sizeof err));
-  if (!sub->rk) {
-    rd_kafka_conf_destroy(*c);
-    return Status::InvalidArgument(std::string("kafka consumer: ") + err);
+  std::lock_guard changes(impl_->changes_mu);
+  // With a group.id given every channel shares one consumer (one member, one fetch loop);
+  // otherwise each channel has its own group and consumer.
+  auto given = impl_->opts.properties.find("group.id");
+  const std::string group = given != impl_->opts.properties.end()
+                                ? given->second
+                                : impl_->opts.group_prefix + "." + channel;
+  std::shared_ptr<Consumer> c;
+  {
+    std::lock_guard l(impl_->mu);
+    if (impl_->channel_group.count(channel))
+      return Status::AlreadyExists("channel '" + channel + "' already has a handler");
+    if (auto it = impl_->consumers.find(group); it != impl_->consumers.end()) c = it->second;
   }
-  rd_kafka_poll_set_consumer(sub->rk.get());
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, sub->topic.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_resp_err_t e = rd_kafka_subscribe(sub->rk.get(), topics);
-  rd_kafka_topic_partition_list_destroy(topics);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return Status::Unavailable("kafka subscribe to " + sub->topic + ": " + rd_kafka_err2str(e));
-  sub->thread = std::thread([s = sub.get()] { s->run(); });
-  impl_->subs.emplace(channel, std::move(sub));
+  const std::string topic = topic_of(channel);
+  auto ch = std::make_shared<Consumer::Channel>();
+  ch->name = channel;
+  ch->handler = std::move(handler);
+  const bool fresh = c == nullptr;
+  if (fresh) {
+    c = std::make_shared<Consumer>();
+    c->impl = impl_.get();
+    c->ctx.impl = impl_.get();
+    c->group = group;
+    auto conf = impl_->conf(&c->ctx, group);
+    if (!conf.ok()) return conf.status();
+    rd_kafka_conf_set_rebalance_cb(*conf, on_rebalance);
+    char err[512];
+    c->rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, *conf, err, sizeof err));
+    if (!c->rk) {
+      rd_kafka_conf_destroy(*conf);
+      return Status::InvalidArgument(std::string("kafka consumer: ") + err);
+    }
+    rd_kafka_poll_set_consumer(c->rk.get());
+  }
+  std::vector<std::string> topics;
+  {
+    std::scoped_lock d(c->dispatch_mu, c->mu);
+    if (auto it = c->channels.find(topic); it != c->channels.end())
+      return Status::AlreadyExists("topic '" + topic + "' is already consumed for channel '" +
+                                   it->second->name + "'");
+    c->channels.emplace(topic, ch);
+    for (const auto& [t, unused] : c->channels) topics.push_back(t);
+  }
+  if (rd_kafka_resp_err_t e = c->subscribe_to(topics); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::scoped_lock d(c->dispatch_mu, c->mu);
+    c->channels.erase(topic);
+    return Status::Unavailable("kafka subscribe to " + topic + ": " + rd_kafka_err2str(e));
+  }
+  if (fresh) c->thread = std::thread([raw = c.get()] { raw->run(); });
+  std::lock_guard l(impl_->mu);
+  if (fresh) impl_->consumers.emplace(group, c);
+  impl_->channel_group.emplace(channel, group);
   return Status::Ok();
 }
 
 void KafkaTransport::unsubscribe(const std::string& channel) {
-  std::shared_ptr<Subscription> sub;
+  std::lock_guard changes(impl_->changes_mu);
+  std::shared_ptr<Consumer> c;
   {
     std::lock_guard l(impl_->mu);
-    auto it = impl_->subs.find(channel);
-    if (it == impl_->subs.end()) return;
-    sub = std::move(it->second);
-    impl_->subs.erase(it);
+    auto it = impl_->channel_group.find(channel);
+    if (it == impl_->channel_group.end()) return;
+    c = impl_->consumers.at(it->second);
+    impl_->channel_group.erase(it);
   }
-  sub->stop = true;
-  sub->thread.join();  // the handler is not running and will not run again
+  std::vector<std::string> topics;
   {
-    std::lock_guard l(sub->mu);
-    sub->closed = true;  // late acks store nothing: their messages come again
+    std::scoped_lock d(c->dispatch_mu, c->mu);  // waits for a handler that is running
+    c->channels.erase(topic_of(channel));
+    for (const auto& [t, unused] : c->channels) topics.push_back(t);
   }
-  // Commit the offsets stored so far and leave the group, but not forever: with the broker
-  // gone a plain consumer_close() waits for the coordinator without end.
-  rd_kafka_queue_t* q = rd_kafka_queue_new(sub->rk.get());
-  if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(sub->rk.get(), q)) {
-    rd_kafka_error_destroy(e);
-  } else {
-    // Served as events: prefetched messages forwarded here cannot be served as callbacks
-    // (librdkafka asserts), and the revoke arrives as a rebalance event.
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!rd_kafka_consumer_closed(sub->rk.get()) && std::chrono::steady_clock::now() < until) {
-      rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
-      if (ev == nullptr) continue;
-      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-        sub->rebalance(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
-      rd_kafka_event_destroy(ev);
-    }
+  if (!topics.empty()) {
+    // The others go on; this topic's partitions go to the group's other members.
+    if (rd_kafka_resp_err_t e = c->subscribe_to(topics); e != RD_KAFKA_RESP_ERR_NO_ERROR)
+      impl_->log("kafka resubscribe of group " + c->group + ": " + rd_kafka_err2str(e));
+    return;
   }
-  rd_kafka_queue_destroy(q);
-  if (!rd_kafka_consumer_closed(sub->rk.get()))
-    impl_->log("kafka consumer of " + sub->topic + " did not close within 10 s (broker away?)");
-  rd_kafka_destroy_flags(sub->rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  {
+    std::lock_guard l(impl_->mu);
+    impl_->consumers.erase(c->group);
+  }
+  impl_->close(c);
 }
 
 Status KafkaTransport::flush(Duration timeout) {
@@ -479,16 +573,16 @@ Status KafkaTransport::flush(Duration timeout) {
 }
 
 Status KafkaTransport::wait_ready(Duration timeout) {
-  std::vector<std::shared_ptr<Subscription>> subs;
+  std::vector<std::shared_ptr<Consumer>> consumers;
   {
     std::lock_guard l(impl_->mu);
-    for (const auto& [channel, sub] : impl_->subs) subs.push_back(sub);
+    for (const auto& [group, c] : impl_->consumers) consumers.push_back(c);
   }
   const auto until = std::chrono::steady_clock::now() + timeout;
-  for (const auto& sub : subs) {
-    std::unique_lock l(sub->mu);
-    if (!sub->assigned_cv.wait_until(l, until, [&] { return sub->assigned; }))
-      return Status::Unavailable("kafka consumer of " + sub->topic +
+  for (const auto& c : consumers) {
+    std::unique_lock l(c->mu);
+    if (!c->assigned_cv.wait_until(l, until, [&] { return c->assigned_at == c->subscribed; }))
+      return Status::Unavailable("kafka consumer of group " + c->group +
                                  " has no partitions yet (is the broker up?)");
   }
   return Status::Ok();
@@ -498,8 +592,11 @@ Stats KafkaTransport::stats() const {
   Stats s{impl_->produced.load(), impl_->delivery_failures.load(), impl_->consumed.load(),
           impl_->dead.load()};
   std::lock_guard l(impl_->mu);
-  for (const auto& [channel, sub] : impl_->subs)
-    s.lag[channel] = {sub->lag_ms_sum.load(), sub->lag_samples.load()};
+  for (const auto& [group, c] : impl_->consumers) {
+    std::lock_guard m(c->mu);
+    for (const auto& [topic, ch] : c->channels)
+      s.lag[ch->name] = {ch->lag_ms_sum.load(), ch->lag_samples.load()};
+  }
   return s;
 }
 

@@ -7,11 +7,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <future>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -67,13 +69,16 @@ class KafkaTest : public ::testing::Test {
   }
   // For tests that steer the mock broker over its stdin.
   bool mock() const { return broker != nullptr; }
-  std::unique_ptr<kafka::KafkaTransport> transport(const std::string& name) {
+  // With `group`, every channel of the transport shares one consumer in that group.
+  std::unique_ptr<kafka::KafkaTransport> transport(const std::string& name,
+                                                   const std::string& group = "") {
     kafka::Options o;
     o.max_message_bytes = 256 << 10;
     if (!run_prefix.empty()) o.group_prefix = run_prefix;
     o.properties = {
         {"bootstrap.servers", bootstrap}, {"client.id", name}, {"session.timeout.ms", "6000"}};
     if (real_cluster()) o.properties["auto.offset.reset"] = "latest";
+    if (!group.empty()) o.properties["group.id"] = run_prefix + group;
     o.log = [name](const std::string& line) {
       std::fprintf(stderr, "[%s] %s\n", name.c_str(), line.c_str());
     };
@@ -82,9 +87,9 @@ class KafkaTest : public ::testing::Test {
     return t.ok() ? std::move(*t) : nullptr;
   }
   // The orchestrator and the participants as two separate Kafka clients.
-  void start_order_system() {
-    orchestrator_bus = transport("orchestrator");
-    participant_bus = transport("participants");
+  void start_order_system(bool one_consumer_each = false) {
+    orchestrator_bus = transport("orchestrator", one_consumer_each ? "orchestrator" : "");
+    participant_bus = transport("participants", one_consumer_each ? "participants" : "");
     ASSERT_TRUE(orchestrator_bus && participant_bus);
     participants = std::make_unique<testutil::OrderParticipants>(*participant_bus);
     ASSERT_OK(participants->start());
@@ -145,6 +150,30 @@ TEST_F(KafkaTest, OrderSagaCompletesAndCompensatesOverKafka) {
   EXPECT_EQ(l.count(l.released, "k0"), 1);  // ReleaseReservation after the declined charge
   EXPECT_EQ(l.count(l.charged, "k0"), 0);
   EXPECT_EQ(l.count(l.confirmed, "k1"), 1);
+}
+
+// As saga-bench runs: each client gives a group.id, so its channels (three participants on
+// one client) share one consumer.
+TEST_F(KafkaTest, OrderSagaCompletesAndCompensatesWithEachClientsChannelsOnOneConsumer) {
+  start_order_system(true);
+  std::vector<std::future<Result<SagaOutcome>>> sagas;
+  for (int i = 0; i < 10; ++i) sagas.push_back(order("s" + std::to_string(i), i % 5 == 0));
+  int completed = 0, compensated = 0;
+  for (auto& f : sagas) {
+    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_OK(r);
+    completed += r->status == SagaStatus::kCompleted;
+    compensated += r->status == SagaStatus::kCompensated;
+  }
+  EXPECT_EQ(completed, 8);
+  EXPECT_EQ(compensated, 2);
+  auto& l = participants->ledger;
+  EXPECT_EQ(l.count(l.released, "s0"), 1);
+  EXPECT_EQ(l.count(l.confirmed, "s1"), 1);
+  const auto lag = participant_bus->stats().lag;
+  for (const char* channel : {"inventory", "payment", "orders"})
+    EXPECT_GT(lag.count(channel) ? lag.at(channel).samples : 0u, 0u) << channel;
 }
 
 TEST_F(KafkaTest, PoisonRecordsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
@@ -239,6 +268,75 @@ TEST_F(KafkaTest, UnsettledMessageIsDeliveredAgainAfterTheConsumerRestarts) {
   auto f = again.get_future();
   ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
   EXPECT_EQ(f.get(), "kept");
+}
+
+namespace {
+void send_probe(Transport& bus, const std::string& channel, const std::string& id) {
+  Message m;
+  m.channel = channel;
+  m.saga_id = "p";  // one key: one partition, in order
+  m.command_id = id;
+  m.type = "Probe";
+  m.reply_to = "x.replies";
+  bus.send(m, [](Status st) { EXPECT_OK(st); });
+}
+}  // namespace
+
+// Two channels on one consumer: taking one away leaves the other served, its handler is not
+// called again, and what it left unsettled comes again when it is back.
+TEST_F(KafkaTest, ChannelLeavingASharedConsumerStopsItsHandlerAndTheOtherGoesOn) {
+  if (!mock())
+    GTEST_SKIP() << "reads topics from their start: only against a fresh saga-mock-broker";
+  auto bus = transport("probe", "probe-group");
+  ASSERT_TRUE(bus);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> probe, orders;
+  std::atomic<bool> gone{false}, late_call{false};
+  auto seen = [&](std::vector<std::string>& into, size_t n) {
+    std::unique_lock l(mu);
+    return cv.wait_for(l, 30s, [&] { return into.size() >= n; });
+  };
+  ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
+    if (gone) late_call = true;
+    if (m.command_id == "settled") ack();
+    std::lock_guard l(mu);
+    probe.push_back(m.command_id);
+    cv.notify_all();
+  }));
+  ASSERT_OK(bus->subscribe("orders", [&](Message m, Ack ack) {
+    ack();
+    std::lock_guard l(mu);
+    orders.push_back(m.command_id);
+    cv.notify_all();
+  }));
+  EXPECT_EQ(bus->subscribe("probe.commands", [](Message, Ack) {}).code(),
+            Code::kAlreadyExists);  // the same topic as channel probe
+  ASSERT_OK(bus->wait_ready(Duration(30000)));
+  send_probe(*bus, "probe", "settled");
+  send_probe(*bus, "probe", "kept");
+  send_probe(*bus, "orders", "o1");
+  ASSERT_TRUE(seen(probe, 2));
+  ASSERT_TRUE(seen(orders, 1));
+
+  bus->unsubscribe("probe");
+  gone = true;
+  send_probe(*bus, "probe", "late");
+  send_probe(*bus, "orders", "o2");
+  ASSERT_TRUE(seen(orders, 2));
+  EXPECT_EQ(orders[1], "o2");
+
+  std::vector<std::string> again;
+  ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
+    ack();
+    std::lock_guard l(mu);
+    again.push_back(m.command_id);
+    cv.notify_all();
+  }));
+  ASSERT_TRUE(seen(again, 2));
+  EXPECT_EQ(again[0], "kept");  // "settled" was acknowledged: its offset was committed
+  EXPECT_EQ(again[1], "late");
+  EXPECT_FALSE(late_call);
 }
 
 TEST_F(KafkaTest, SagasFinishWhenTheBrokerGoesDownMidRunAndComesBack) {

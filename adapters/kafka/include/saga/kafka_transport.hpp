@@ -6,8 +6,9 @@
 //   headers saga-kind, saga-type, saga-id, saga-command-id, saga-reply-to, traceparent.
 //
 // Producer: idempotent, acks=all; send()'s completion runs on the delivery report. Consumers:
-// one per subscribed channel (group "<group_prefix>.<channel>" unless group.id is given),
-// offsets stored only for settled messages and only in order per partition, so a message
+// one per subscribed channel in group "<group_prefix>.<channel>", or, when group.id is given,
+// one in that group for all channels (one fetch loop and its threads instead of one per
+// channel). Offsets stored only for settled messages and only in order per partition, so a message
 // whose effect is not durable is delivered again after a restart. Messages that cannot be
 // processed (not JSON, not an envelope, over the size limit, or dead-lettered by the handler)
 // go to "<topic>.dlq" with the reason in the header saga-dlq-reason, and consumption goes on.
@@ -59,7 +60,8 @@ class KafkaTransport : public Transport {
 
   void send(Message message, Completion done) override;
   Status subscribe(const std::string& channel, Handler handler) override;
-  // REQUIRES: not called from that channel's handler (it waits for the handler's thread).
+  // Once it returns the channel's handler is not running and is not called again.
+  // REQUIRES: not called from a handler of a channel on the same consumer (it waits for it).
   void unsubscribe(const std::string& channel) override;
 
   // Waits until every message sent so far has its delivery report, or `timeout` passes.
