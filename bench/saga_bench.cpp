@@ -222,15 +222,16 @@ int main(int argc, char** argv) {
     }
     std::map<std::string, std::string> props = client_props;
     props["bootstrap.servers"] = bootstrap;
-    // As two services would be: each process one group, its channels on one consumer.
+    // As two services would be: each process its own group, its channels on one consumer.
     const bool own_groups = !props.count("group.id");
     for (auto* k : {&orchestrator_kafka, &participant_kafka}) {
       if (own_groups)
         props["group.id"] =
             k == &orchestrator_kafka ? "saga-bench.orchestrator" : "saga-bench.participants";
-      auto t = kafka::KafkaTransport::open({.properties = props, .log = [](const std::string& l) {
-                                              std::cerr << "kafka: " << l << "\n";
-                                            }});
+      auto t = kafka::KafkaTransport::open(
+          {.properties = props,
+           .one_consumer = true,
+           .log = [](const std::string& l) { std::cerr << "kafka: " << l << "\n"; }});
       if (!t.ok()) {
         std::cerr << t.status().to_string() << "\n";
         return 1;

@@ -70,9 +70,10 @@ struct KafkaTransport::Impl {
   std::atomic<bool> stopping{false};
   std::mutex changes_mu;  // one subscribe or unsubscribe at a time
   std::mutex mu;
-  // Consumers by group id, and the group each subscribed channel is consumed in.
+  // Consumers by channel ("" for the one consumer of one_consumer), and the consumer each
+  // subscribed channel is on.
   std::unordered_map<std::string, std::shared_ptr<Consumer>> consumers;
-  std::unordered_map<std::string, std::string> channel_group;
+  std::unordered_map<std::string, std::string> channel_consumer;
   std::atomic<uint64_t> produced{0}, delivery_failures{0}, consumed{0}, dead{0};
   std::mutex log_mu;
   std::set<std::string> logged;  // lines already logged (bounded: forgotten when full)
@@ -114,10 +115,9 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
     // Record timestamp to delivery, summed over delivered messages: how far behind it reads.
     std::atomic<uint64_t> lag_ms_sum{0}, lag_samples{0};
   };
-  // Held while a handler runs: a channel removed under it has no handler running.
+  // Held by the poll thread while it delivers: once a channel is removed (under mu), taking
+  // it once means that channel's handler is not running and will not run again.
   std::mutex dispatch_mu;
-  // By topic. Changed under dispatch_mu and mu, so either one is enough to read it.
-  std::unordered_map<std::string, std::shared_ptr<Channel>> channels;
 
   // One assignment of one partition: acks of messages delivered under an earlier assignment
   // (before a rebalance took the partition away) store nothing.
@@ -129,10 +129,11 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
   };
   using Key = std::pair<std::string, int32_t>;  // topic, partition
   std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<Channel>> channels;  // by topic
   std::condition_variable assigned_cv;
-  // Subscription changes, and the one the last assignment answered: equal once the group
-  // has given this consumer its partitions (none, when the group has more members than them).
-  uint64_t subscribed = 0, assigned_at = 0;
+  // The group has answered the current subscription with an assignment (possibly empty,
+  // when the group has more members than partitions).
+  bool ready = false;
   bool closed = false;
   uint64_t generations = 0;
   std::map<Key, Offsets> partitions;
@@ -150,15 +151,16 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
         rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
     for (const auto& t : topics)
       rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+    bool was;
     {
       std::lock_guard l(mu);  // before: the assignment may come before subscribe returns
-      ++subscribed;
+      was = std::exchange(ready, false);
     }
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk.get(), list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       std::lock_guard l(mu);
-      --subscribed;
+      ready = was;
     }
     return e;
   }
@@ -173,14 +175,33 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
       } else {
         rd_kafka_assign(rk.get(), list);
       }
+      // A subscription changed during a rebalance waits for it: this assignment may answer
+      // the one before. Ready only when the group has the topics of every channel.
+      std::set<std::string> subscription;
+      rd_kafka_topic_partition_list_t* current = nullptr;
+      if (rd_kafka_subscription(rk.get(), &current) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < current->cnt; ++i) subscription.insert(current->elems[i].topic);
+        rd_kafka_topic_partition_list_destroy(current);
+      }
       std::lock_guard l(mu);
       for (int i = 0; i < list->cnt; ++i) {
         const Key key{list->elems[i].topic, list->elems[i].partition};
         partitions.erase(key);
         assignment(key);
       }
-      assigned_at = subscribed;
+      ready = subscription.size() == channels.size() &&
+              std::all_of(channels.begin(), channels.end(),
+                          [&](const auto& c) { return subscription.count(c.first) > 0; });
       assigned_cv.notify_all();
+      return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      // Anything else: librdkafka asks for everything to be unassigned.
+      {
+        std::lock_guard l(mu);
+        partitions.clear();
+      }
+      rd_kafka_assign(rk.get(), nullptr);
       return;
     }
     {
@@ -217,10 +238,20 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
   // REQUIRES: dispatch_mu held.
   void deliver(const rd_kafka_message_t* m) {
     const std::string topic = rd_kafka_topic_name(m->rkt);
-    auto found = channels.find(topic);
-    // A channel just unsubscribed: not settled, so its next owner gets it.
-    if (found == channels.end()) return;
-    Channel& channel = *found->second;
+    Key key{topic, m->partition};
+    std::shared_ptr<Channel> found;
+    {
+      std::lock_guard l(mu);
+      if (auto it = channels.find(topic); it != channels.end()) {
+        found = it->second;
+      } else {
+        // Its channel just left: never settled, this offset holds back the partition's
+        // stored offset until the partition is assigned again, and then it comes again.
+        assignment(key).pending.insert(m->offset);
+        return;
+      }
+    }
+    Channel& channel = *found;
     impl->consumed++;
     if (const int64_t at = rd_kafka_message_timestamp(m, nullptr); at > 0) {
       const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -229,7 +260,6 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
       channel.lag_ms_sum += static_cast<uint64_t>(std::max<int64_t>(0, now - at));
       channel.lag_samples++;
     }
-    Key key{topic, m->partition};
     const int64_t offset = m->offset;
     uint64_t generation;
     {
@@ -428,6 +458,10 @@ Result<std::unique_ptr<KafkaTransport>> KafkaTransport::open(Options options) {
   if (Status st = check_properties(options.properties); !st.ok()) return st;
   if (!options.properties.count("bootstrap.servers"))
     return Status::InvalidArgument("kafka property 'bootstrap.servers' is required");
+  if (options.one_consumer && !options.properties.count("group.id"))
+    return Status::InvalidArgument(
+        "one consumer for all channels needs the kafka property "
+        "'group.id' (the group it joins)");
   auto impl = std::make_unique<Impl>();
   impl->opts = std::move(options);
   auto c = impl->conf(&impl->producer_ctx, "");
@@ -454,7 +488,7 @@ KafkaTransport::~KafkaTransport() {
   {
     std::lock_guard l(impl_->mu);
     consumers.swap(impl_->consumers);
-    impl_->channel_group.clear();
+    impl_->channel_consumer.clear();
   }
   for (const auto& [group, c] : consumers) impl_->close(c);
   if (!flush(Duration(10000)).ok()) {
@@ -480,18 +514,18 @@ void KafkaTransport::send(Message message, Completion done) {
 
 Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
   std::lock_guard changes(impl_->changes_mu);
-  // With a group.id given every channel shares one consumer (one member, one fetch loop);
-  // otherwise each channel has its own group and consumer.
-  auto given = impl_->opts.properties.find("group.id");
-  const std::string group = given != impl_->opts.properties.end()
-                                ? given->second
-                                : impl_->opts.group_prefix + "." + channel;
+  const auto& props = impl_->opts.properties;
+  const std::string group = impl_->opts.one_consumer  ? props.at("group.id")
+                            : props.count("group.id") ? props.at("group.id")
+                                                      : impl_->opts.group_prefix + "." + channel;
+  // One consumer per channel, or with one_consumer one for all channels.
+  const std::string key = impl_->opts.one_consumer ? std::string() : channel;
   std::shared_ptr<Consumer> c;
   {
     std::lock_guard l(impl_->mu);
-    if (impl_->channel_group.count(channel))
+    if (impl_->channel_consumer.count(channel))
       return Status::AlreadyExists("channel '" + channel + "' already has a handler");
-    if (auto it = impl_->consumers.find(group); it != impl_->consumers.end()) c = it->second;
+    if (auto it = impl_->consumers.find(key); it != impl_->consumers.end()) c = it->second;
   }
   const std::string topic = topic_of(channel);
   auto ch = std::make_shared<Consumer::Channel>();
@@ -516,7 +550,7 @@ Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
   }
   std::vector<std::string> topics;
   {
-    std::scoped_lock d(c->dispatch_mu, c->mu);
+    std::lock_guard m(c->mu);
     if (auto it = c->channels.find(topic); it != c->channels.end())
       return Status::AlreadyExists("topic '" + topic + "' is already consumed for channel '" +
                                    it->second->name + "'");
@@ -524,44 +558,55 @@ Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
     for (const auto& [t, unused] : c->channels) topics.push_back(t);
   }
   if (rd_kafka_resp_err_t e = c->subscribe_to(topics); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::scoped_lock d(c->dispatch_mu, c->mu);
+    std::lock_guard m(c->mu);
     c->channels.erase(topic);
     return Status::Unavailable("kafka subscribe to " + topic + ": " + rd_kafka_err2str(e));
   }
   if (fresh) c->thread = std::thread([raw = c.get()] { raw->run(); });
   std::lock_guard l(impl_->mu);
-  if (fresh) impl_->consumers.emplace(group, c);
-  impl_->channel_group.emplace(channel, group);
+  if (fresh) impl_->consumers.emplace(key, c);
+  impl_->channel_consumer.emplace(channel, key);
   return Status::Ok();
 }
 
 void KafkaTransport::unsubscribe(const std::string& channel) {
-  std::lock_guard changes(impl_->changes_mu);
   std::shared_ptr<Consumer> c;
+  std::shared_ptr<Consumer::Channel> removed;
+  bool last = false;
   {
-    std::lock_guard l(impl_->mu);
-    auto it = impl_->channel_group.find(channel);
-    if (it == impl_->channel_group.end()) return;
-    c = impl_->consumers.at(it->second);
-    impl_->channel_group.erase(it);
-  }
-  std::vector<std::string> topics;
-  {
-    std::scoped_lock d(c->dispatch_mu, c->mu);  // waits for a handler that is running
-    c->channels.erase(topic_of(channel));
-    for (const auto& [t, unused] : c->channels) topics.push_back(t);
-  }
-  if (!topics.empty()) {
-    // The others go on; this topic's partitions go to the group's other members.
-    if (rd_kafka_resp_err_t e = c->subscribe_to(topics); e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    std::lock_guard changes(impl_->changes_mu);
+    std::string key;
+    {
+      std::lock_guard l(impl_->mu);
+      auto it = impl_->channel_consumer.find(channel);
+      if (it == impl_->channel_consumer.end()) return;
+      key = it->second;
+      c = impl_->consumers.at(key);
+      impl_->channel_consumer.erase(it);
+    }
+    std::vector<std::string> topics;
+    {
+      std::lock_guard m(c->mu);
+      auto it = c->channels.find(topic_of(channel));
+      removed = std::move(it->second);
+      c->channels.erase(it);
+      for (const auto& [t, unused] : c->channels) topics.push_back(t);
+    }
+    if (topics.empty()) {
+      last = true;
+      std::lock_guard l(impl_->mu);
+      impl_->consumers.erase(key);
+    } else if (rd_kafka_resp_err_t e = c->subscribe_to(topics); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // The others go on; this topic's partitions go to the group's other members.
       impl_->log("kafka resubscribe of group " + c->group + ": " + rd_kafka_err2str(e));
-    return;
+    }
   }
-  {
-    std::lock_guard l(impl_->mu);
-    impl_->consumers.erase(c->group);
+  if (last) {
+    impl_->close(c);  // joins the poll thread: no handler runs any more
+  } else if (std::this_thread::get_id() != c->thread.get_id()) {
+    std::lock_guard d(c->dispatch_mu);  // a delivery to the removed channel has ended
   }
-  impl_->close(c);
+  removed.reset();  // the handler and what it holds go outside every lock
 }
 
 Status KafkaTransport::flush(Duration timeout) {
@@ -581,7 +626,7 @@ Status KafkaTransport::wait_ready(Duration timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   for (const auto& c : consumers) {
     std::unique_lock l(c->mu);
-    if (!c->assigned_cv.wait_until(l, until, [&] { return c->assigned_at == c->subscribed; }))
+    if (!c->assigned_cv.wait_until(l, until, [&] { return c->ready; }))
       return Status::Unavailable("kafka consumer of group " + c->group +
                                  " has no partitions yet (is the broker up?)");
   }
@@ -592,7 +637,8 @@ Stats KafkaTransport::stats() const {
   Stats s{impl_->produced.load(), impl_->delivery_failures.load(), impl_->consumed.load(),
           impl_->dead.load()};
   std::lock_guard l(impl_->mu);
-  for (const auto& [group, c] : impl_->consumers) {
+  s.consumers = impl_->consumers.size();
+  for (const auto& [key, c] : impl_->consumers) {
     std::lock_guard m(c->mu);
     for (const auto& [topic, ch] : c->channels)
       s.lag[ch->name] = {ch->lag_ms_sum.load(), ch->lag_samples.load()};

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -78,7 +79,10 @@ class KafkaTest : public ::testing::Test {
     o.properties = {
         {"bootstrap.servers", bootstrap}, {"client.id", name}, {"session.timeout.ms", "6000"}};
     if (real_cluster()) o.properties["auto.offset.reset"] = "latest";
-    if (!group.empty()) o.properties["group.id"] = run_prefix + group;
+    if (!group.empty()) {
+      o.properties["group.id"] = run_prefix + group;
+      o.one_consumer = true;
+    }
     o.log = [name](const std::string& line) {
       std::fprintf(stderr, "[%s] %s\n", name.c_str(), line.c_str());
     };
@@ -171,9 +175,10 @@ TEST_F(KafkaTest, OrderSagaCompletesAndCompensatesWithEachClientsChannelsOnOneCo
   auto& l = participants->ledger;
   EXPECT_EQ(l.count(l.released, "s0"), 1);
   EXPECT_EQ(l.count(l.confirmed, "s1"), 1);
-  const auto lag = participant_bus->stats().lag;
+  const auto stats = participant_bus->stats();
+  EXPECT_EQ(stats.consumers, 1u);  // three channels, one consumer
   for (const char* channel : {"inventory", "payment", "orders"})
-    EXPECT_GT(lag.count(channel) ? lag.at(channel).samples : 0u, 0u) << channel;
+    EXPECT_GT(stats.lag.count(channel) ? stats.lag.at(channel).samples : 0u, 0u) << channel;
 }
 
 TEST_F(KafkaTest, PoisonRecordsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
@@ -232,6 +237,17 @@ TEST_F(KafkaTest, PoisonRecordsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
   EXPECT_NE(reasons[3].find("exceeds the limit"), std::string::npos) << reasons[3];
 }
 
+// A probe record on `channel`, all with one key (one partition, in order).
+void send_probe(Transport& bus, const std::string& channel, const std::string& id) {
+  Message m;
+  m.channel = channel;
+  m.saga_id = "p";
+  m.command_id = id;
+  m.type = "Probe";
+  m.reply_to = "x.replies";
+  bus.send(m, [](Status st) { EXPECT_OK(st); });
+}
+
 TEST_F(KafkaTest, UnsettledMessageIsDeliveredAgainAfterTheConsumerRestarts) {
   if (!mock())
     GTEST_SKIP() << "reads topics from their start: only against a fresh saga-mock-broker";
@@ -243,15 +259,7 @@ TEST_F(KafkaTest, UnsettledMessageIsDeliveredAgainAfterTheConsumerRestarts) {
     if (m.command_id == "settled") ack();
     if (++seen == 2) first_two.set_value();
   }));
-  for (const char* id : {"settled", "kept"}) {
-    Message m;
-    m.channel = "probe";
-    m.saga_id = "p";  // one key: one partition, in order
-    m.command_id = id;
-    m.type = "Probe";
-    m.reply_to = "x.replies";
-    bus->send(m, [](Status st) { EXPECT_OK(st); });
-  }
+  for (const char* id : {"settled", "kept"}) send_probe(*bus, "probe", id);
   ASSERT_EQ(first_two.get_future().wait_for(30s), std::future_status::ready);
   bus->unsubscribe("probe");  // the consumer restarts: only the unsettled one comes again
 
@@ -270,73 +278,115 @@ TEST_F(KafkaTest, UnsettledMessageIsDeliveredAgainAfterTheConsumerRestarts) {
   EXPECT_EQ(f.get(), "kept");
 }
 
-namespace {
-void send_probe(Transport& bus, const std::string& channel, const std::string& id) {
-  Message m;
-  m.channel = channel;
-  m.saga_id = "p";  // one key: one partition, in order
-  m.command_id = id;
-  m.type = "Probe";
-  m.reply_to = "x.replies";
-  bus.send(m, [](Status st) { EXPECT_OK(st); });
-}
-}  // namespace
+// Records seen by a test's handlers, read under their lock.
+struct Seen {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, std::vector<std::string>> by_channel;
+  void add(const std::string& channel, const std::string& id) {
+    std::lock_guard l(mu);
+    by_channel[channel].push_back(id);
+    cv.notify_all();
+  }
+  // The ids `channel` saw, once it saw at least n (empty after 30 s without).
+  std::vector<std::string> wait(const std::string& channel, size_t n) {
+    std::unique_lock l(mu);
+    if (!cv.wait_for(l, 30s, [&] { return by_channel[channel].size() >= n; })) return {};
+    return by_channel[channel];
+  }
+};
 
-// Two channels on one consumer: taking one away leaves the other served, its handler is not
-// called again, and what it left unsettled comes again when it is back.
+// Two channels on one consumer: taking one away leaves the other served and its handler is
+// not called again; what it left unsettled comes again when it is back.
 TEST_F(KafkaTest, ChannelLeavingASharedConsumerStopsItsHandlerAndTheOtherGoesOn) {
   if (!mock())
     GTEST_SKIP() << "reads topics from their start: only against a fresh saga-mock-broker";
   auto bus = transport("probe", "probe-group");
   ASSERT_TRUE(bus);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> probe, orders;
+  Seen seen;
   std::atomic<bool> gone{false}, late_call{false};
-  auto seen = [&](std::vector<std::string>& into, size_t n) {
-    std::unique_lock l(mu);
-    return cv.wait_for(l, 30s, [&] { return into.size() >= n; });
-  };
   ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
     if (gone) late_call = true;
     if (m.command_id == "settled") ack();
-    std::lock_guard l(mu);
-    probe.push_back(m.command_id);
-    cv.notify_all();
+    seen.add("probe", m.command_id);
   }));
   ASSERT_OK(bus->subscribe("orders", [&](Message m, Ack ack) {
     ack();
-    std::lock_guard l(mu);
-    orders.push_back(m.command_id);
-    cv.notify_all();
+    seen.add("orders", m.command_id);
   }));
   EXPECT_EQ(bus->subscribe("probe.commands", [](Message, Ack) {}).code(),
             Code::kAlreadyExists);  // the same topic as channel probe
+  EXPECT_EQ(bus->stats().consumers, 1u);
   ASSERT_OK(bus->wait_ready(Duration(30000)));
   send_probe(*bus, "probe", "settled");
   send_probe(*bus, "probe", "kept");
   send_probe(*bus, "orders", "o1");
-  ASSERT_TRUE(seen(probe, 2));
-  ASSERT_TRUE(seen(orders, 1));
+  ASSERT_EQ(seen.wait("probe", 2).size(), 2u);
+  ASSERT_EQ(seen.wait("orders", 1).size(), 1u);
 
   bus->unsubscribe("probe");
   gone = true;
   send_probe(*bus, "probe", "late");
   send_probe(*bus, "orders", "o2");
-  ASSERT_TRUE(seen(orders, 2));
+  auto orders = seen.wait("orders", 2);
+  ASSERT_EQ(orders.size(), 2u);
   EXPECT_EQ(orders[1], "o2");
 
-  std::vector<std::string> again;
   ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
     ack();
-    std::lock_guard l(mu);
-    again.push_back(m.command_id);
-    cv.notify_all();
+    seen.add("again", m.command_id);
   }));
-  ASSERT_TRUE(seen(again, 2));
+  auto again = seen.wait("again", 2);
+  ASSERT_EQ(again.size(), 2u);
   EXPECT_EQ(again[0], "kept");  // "settled" was acknowledged: its offset was committed
   EXPECT_EQ(again[1], "late");
   EXPECT_FALSE(late_call);
+}
+
+// unsubscribe() returns only once a handler of that channel that is running has returned, and
+// a channel that leaves and comes back at once under a stream of records loses none of them.
+TEST_F(KafkaTest, ChannelLeavingASharedConsumerWaitsForItsHandlerAndLosesNoRecord) {
+  if (!mock())
+    GTEST_SKIP() << "reads topics from their start: only against a fresh saga-mock-broker";
+  auto bus = transport("probe", "probe-group");
+  ASSERT_TRUE(bus);
+  Seen seen;
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> handler_done{false};
+  ASSERT_OK(bus->subscribe("probe", [&, first = true](Message m, Ack ack) mutable {
+    if (first) {
+      first = false;
+      entered.set_value();
+      released.wait();
+      std::this_thread::sleep_for(100ms);
+      handler_done = true;
+    }
+    ack();
+    seen.add("probe", m.command_id);
+  }));
+  ASSERT_OK(bus->subscribe("orders", [&](Message, Ack ack) { ack(); }));
+  ASSERT_OK(bus->wait_ready(Duration(30000)));
+  constexpr int kRecords = 300;
+  for (int i = 0; i < kRecords; ++i) send_probe(*bus, "probe", "r" + std::to_string(i));
+  ASSERT_EQ(entered.get_future().wait_for(30s), std::future_status::ready);
+  auto leaving = std::async(std::launch::async, [&] { bus->unsubscribe("probe"); });
+  EXPECT_EQ(leaving.wait_for(300ms), std::future_status::timeout);  // the handler still runs
+  release.set_value();
+  leaving.get();
+  EXPECT_TRUE(handler_done);
+
+  ASSERT_OK(bus->subscribe("probe", [&](Message m, Ack ack) {
+    ack();
+    seen.add("probe", m.command_id);
+  }));
+  std::set<std::string> ids;
+  for (int i = 0; i < 300 && ids.size() < kRecords; ++i) {
+    auto all = seen.wait("probe", 1);
+    ids = std::set<std::string>(all.begin(), all.end());
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kRecords));
 }
 
 TEST_F(KafkaTest, SagasFinishWhenTheBrokerGoesDownMidRunAndComesBack) {

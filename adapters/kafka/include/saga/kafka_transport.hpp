@@ -6,12 +6,12 @@
 //   headers saga-kind, saga-type, saga-id, saga-command-id, saga-reply-to, traceparent.
 //
 // Producer: idempotent, acks=all; send()'s completion runs on the delivery report. Consumers:
-// one per subscribed channel in group "<group_prefix>.<channel>", or, when group.id is given,
-// one in that group for all channels (one fetch loop and its threads instead of one per
-// channel). Offsets stored only for settled messages and only in order per partition, so a message
-// whose effect is not durable is delivered again after a restart. Messages that cannot be
-// processed (not JSON, not an envelope, over the size limit, or dead-lettered by the handler)
-// go to "<topic>.dlq" with the reason in the header saga-dlq-reason, and consumption goes on.
+// one per subscribed channel (group "<group_prefix>.<channel>" unless group.id is given), or
+// with Options::one_consumer one for all channels. Offsets stored only for settled messages
+// and only in order per partition, so a message whose effect is not durable is delivered
+// again after a restart. Messages that cannot be processed (not JSON, not an envelope, over the
+// size limit, or dead-lettered by the handler) go to "<topic>.dlq" with the reason in the header
+// saga-dlq-reason, and consumption goes on.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,12 @@ struct Options {
   std::map<std::string, std::string> properties;
   std::string group_prefix = "saga";
   size_t max_message_bytes = 1 << 20;  // larger records are dead letters
+  // One consumer (one group member, one fetch loop and its threads) for every channel, in the
+  // group the property group.id names (required then), instead of one per channel. Handlers
+  // then share one thread: one that blocks holds up every channel, so a handler must not wait
+  // for another channel's messages. A channel added or removed rebalances the group; what was
+  // not settled comes again, as after a restart.
+  bool one_consumer = false;
   // Sink for this transport's and librdkafka's log lines (never configuration values).
   std::function<void(const std::string& line)> log;
 };
@@ -43,6 +49,7 @@ struct Stats {
     uint64_t ms_sum = 0, samples = 0;
   };
   std::map<std::string, Lag> lag;
+  size_t consumers = 0;  // librdkafka consumer instances (each a group member with threads)
 };
 
 // The topic a channel's messages travel on.
@@ -61,7 +68,8 @@ class KafkaTransport : public Transport {
   void send(Message message, Completion done) override;
   Status subscribe(const std::string& channel, Handler handler) override;
   // Once it returns the channel's handler is not running and is not called again.
-  // REQUIRES: not called from a handler of a channel on the same consumer (it waits for it).
+  // REQUIRES: not called from that channel's handler when the channel is its consumer's last
+  // (the consumer's thread is joined).
   void unsubscribe(const std::string& channel) override;
 
   // Waits until every message sent so far has its delivery report, or `timeout` passes.
