@@ -234,6 +234,7 @@ TEST_F(Sagad, StuckSagaIsRetriedThenAbortedOverHttp) {
   json aborted = get("/sagas/j-1");
   EXPECT_EQ(aborted["status"], "aborted");
   EXPECT_EQ(aborted["reason"], "aborted by operator: released by hand");  // kept in its log
+  EXPECT_EQ(metric(R"(saga_finished_total{status="aborted",type="Jammed"})"), 1);
   auto again = post("/sagas/j-1/abort", {{"reason", "twice"}});
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 409) << again->body;  // not stuck any more
@@ -250,14 +251,18 @@ TEST_F(Sagad, MetricsMoveWithSagasAndRequests) {
   start_saga("PlaceOrder", "m-2", order("m-2", 10));
   start_saga("PlaceOrder", "m-2", order("m-2", 10));  // the same start again: not a new saga
   EXPECT_EQ(metric(completed), 2);
-  EXPECT_EQ(metric(R"(saga_started_total{type="PlaceOrder"})"), 2);
+  EXPECT_EQ(start_saga("PlaceOrder", "m-3", order("m-3", 900))["status"], "compensated");
+  EXPECT_EQ(metric(R"(saga_finished_total{status="compensated",type="PlaceOrder"})"), 1);
+  EXPECT_EQ(metric(R"(saga_started_total{type="PlaceOrder"})"), 3);
   EXPECT_GE(metric("saga_commits_total"), 2);
+  EXPECT_GE(metric("saga_commit_batch_decisions_count"), 2);
+  EXPECT_GE(metric("saga_commit_batch_decisions_sum"), metric("saga_commit_batch_decisions_count"));
   EXPECT_GE(
       metric(
           R"(saga_step_seconds_count{compensation="false",outcome="ok",step="charge_payment",type="PlaceOrder"})"),
       2);
   EXPECT_GE(metric("saga_commit_seconds_count"), 2);
-  EXPECT_EQ(metric(R"(sagad_http_requests_total{code="200",route="/sagas"})"), 3);
+  EXPECT_EQ(metric(R"(sagad_http_requests_total{code="200",route="/sagas"})"), 4);
   EXPECT_GE(metric(R"(sagad_http_requests_total{code="200",route="/metrics"})"), 4);
 }
 
@@ -599,6 +604,33 @@ TEST_F(Sagad, CreatesItsLogOwnerOnlyAndReportsReadiness) {
   EXPECT_EQ(st.st_mode & 0777, 0600);
   EXPECT_EQ(get("/healthz")["status"], "ok");
   EXPECT_EQ(get("/readyz")["status"], "ready");
+}
+
+// Without --http it serves 127.0.0.1:8080 only; SAGAD_TOKEN guards the POST endpoints when no
+// token file is given.
+TEST_F(Sagad, ListensOnLoopbackByDefaultAndTakesItsTokenFromTheEnvironment) {
+  ::setenv("SAGAD_TOKEN", "env-token-value", 1);
+  proc = std::make_unique<testutil::ChildProcess>(
+      std::vector<std::string>{SAGAD, "--definitions", dir + "/defs", "--db", db}, log);
+  ::unsetenv("SAGAD_TOKEN");
+  auto line = testutil::wait_for_line(log, "listening=", std::chrono::seconds(20));
+  if (!line) {
+    const std::string text = read_log();
+    if (text.find("cannot listen") != std::string::npos)
+      GTEST_SKIP() << "port 8080 is taken on this machine: " << text;
+    FAIL() << text;
+  }
+  EXPECT_EQ(*line, "listening=127.0.0.1:8080");
+  client = std::make_unique<httplib::Client>("127.0.0.1", 8080);
+  const json body = {{"type", "PlaceOrder"}, {"id", "e-1"}, {"data", order("e-1", 1)}};
+  auto none = post("/sagas", body);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  auto right = post("/sagas?wait=5s", body, "env-token-value");
+  ASSERT_TRUE(right);
+  EXPECT_EQ(right->status, 200) << right->body;
+  EXPECT_EQ(stop(), 0);
+  EXPECT_THAT(read_log(), ::testing::Not(HasSubstr("env-token-value")));
 }
 
 TEST_F(Sagad, RunsWithTheShippedExampleConfigAndFlagsOverrideIt) {

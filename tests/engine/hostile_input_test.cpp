@@ -216,6 +216,26 @@ TEST_F(HostileEngineTest, TraceparentIsValidatedAtStart) {
   EXPECT_EQ(events("t3").front().trace, kTrace);
 }
 
+// The start's traceparent is the saga's trace: each command sent carries it with a span id of
+// its own (derived from its command id), so a tracing backend draws the steps under the saga.
+TEST_F(HostileEngineTest, CommandsCarryTheSagasTraceWithASpanOfTheirOwn) {
+  std::vector<Message> commands;
+  ASSERT_OK(bus.subscribe("inventory", [&](Message m, Ack ack) {
+    ack();
+    commands.push_back(std::move(m));
+  }));
+  auto f = start("t4", "{}", kTrace);
+  ASSERT_EQ(commands.size(), 1u);
+  const std::string sent = commands[0].traceparent;
+  EXPECT_OK(check_traceparent(sent));
+  EXPECT_EQ(sent.substr(0, 36), std::string(kTrace).substr(0, 36));    // the saga's trace id
+  EXPECT_NE(sent.substr(36, 16), std::string(kTrace).substr(36, 16));  // a span of its own
+  EXPECT_EQ(sent, child_traceparent(kTrace, commands[0].command_id));
+  auto untraced = start("t5", "{}");
+  ASSERT_EQ(commands.size(), 2u);
+  EXPECT_EQ(commands[1].traceparent, "");
+}
+
 TEST(ParticipantLimits, HandlerReplyDataNestedTooDeepIsAnsweredFailed) {
   MemoryTransport bus;
   testing::VolatileParticipantStore record;

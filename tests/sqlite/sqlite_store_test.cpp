@@ -538,6 +538,31 @@ TEST(SqliteStore, CommitFailingHalfwayRollsBackTheWholeBatch) {
   EXPECT_EQ(raw.value("SELECT count(*) FROM events"), "4");
 }
 
+// A log file is data, never code: a trigger planted in it that tries to load a library is
+// refused by SQLite, the commit fails cleanly, and the store goes on.
+TEST(SqliteStore, ATriggerInTheFileCannotLoadAnExtension) {
+  const std::string path = temp_path("store.db");
+  auto store = open_store(options_for(path));
+  ASSERT_NE(store, nullptr);
+  {
+    RawDb raw(path);
+    raw.exec(
+        "CREATE TRIGGER load_code BEFORE INSERT ON saga_state "
+        "BEGIN SELECT load_extension('/nonexistent/evil.so'); END");
+  }
+  WriteBatch batch;
+  batch.sagas = {write_of("a", 1, 2)};
+  Status st = store->commit(batch);
+  EXPECT_FALSE(st.ok());
+  // Refused before any file is looked for (a missing library would say "cannot open").
+  EXPECT_TRUE(st.message().find("unsafe use of load_extension") != std::string::npos ||
+              st.message().find("not authorized") != std::string::npos)
+      << st.message();
+  RawDb raw(path);
+  raw.exec("DROP TRIGGER load_code");
+  ASSERT_OK(store->commit(batch));
+}
+
 // The store keeps what each saga has pending in memory between commits; a failed commit must
 // not leave that copy ahead of the log.
 TEST(SqliteStore, CommitFailingHalfwayLeavesPendingCommandsAsLastCommitted) {
