@@ -23,6 +23,7 @@
 
 #include <thread>
 
+#include "cli.hpp"
 #include "http_load.hpp"
 #include "saga/engine.hpp"
 #include "saga/kafka_transport.hpp"
@@ -149,7 +150,8 @@ int main(int argc, char** argv) {
                  "Kafka mode: partitions per topic of the started broker")
       ->check(CLI::Range(1, 256));
   app.add_flag("--overwrite", overwrite, "Replace the --db file if it exists");
-  CLI11_PARSE(app, argc, argv);
+  saga::apps::add_version(app, "saga-bench");
+  if (auto code = saga::apps::parse_command_line(app, argc, argv)) return *code;
   if (sagas == 0) sagas = run == "throughput" ? 50000 : 2000;
   if (inflight == 0) inflight = run == "throughput" ? 64 : 1;
 
@@ -229,9 +231,9 @@ int main(int argc, char** argv) {
         props["group.id"] =
             k == &orchestrator_kafka ? "saga-bench.orchestrator" : "saga-bench.participants";
       auto t = kafka::KafkaTransport::open(
-          {.properties = props,
-           .one_consumer = true,
-           .log = [](const std::string& l) { std::cerr << "kafka: " << l << "\n"; }});
+          {.properties = props, .one_consumer = true, .log = [](const std::string& l) {
+             std::cerr << "kafka: " << l << "\n";
+           }});
       if (!t.ok()) {
         std::cerr << t.status().to_string() << "\n";
         return 1;

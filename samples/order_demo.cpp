@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli.hpp"
 #include "definitions.hpp"
 #include "demo_orders.hpp"
 #include "saga/engine.hpp"
@@ -23,7 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_dir, "Folder for the four SQLite databases");
   app.add_option("--saga-file", saga_file, "Saga definitions (.saga)")->check(CLI::ExistingFile);
   app.add_flag("--keep", keep, "Keep the data of earlier runs (sagas are then not run again)");
-  CLI11_PARSE(app, argc, argv);
+  saga::apps::add_version(app, "order-demo");
+  if (auto code = saga::apps::parse_command_line(app, argc, argv)) return *code;
 
   auto defs = samples::load_definitions(saga_file);
   if (!defs.ok()) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli.hpp"
 #include "definitions.hpp"
 #include "demo_orders.hpp"
 #include "saga/engine.hpp"
@@ -26,7 +27,8 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_dir, "Folder for the saga log and the orders database");
   app.add_option("--saga-file", saga_file, "Saga definitions (.saga)")->check(CLI::ExistingFile);
   app.add_flag("--keep", keep, "Keep the data of earlier runs");
-  CLI11_PARSE(app, argc, argv);
+  saga::apps::add_version(app, "order-service");
+  if (auto code = saga::apps::parse_command_line(app, argc, argv)) return *code;
 
   auto defs = samples::load_definitions(saga_file);
   if (!defs.ok()) {

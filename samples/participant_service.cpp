@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli.hpp"
 #include "services/kafka_process.hpp"
 #include "services/services.hpp"
 
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
     app.add_option("--card-limit", card_limit, "Charges above it are declined");
     app.add_option("--flaky-every", flaky_every, "Fail every n-th charge technically (retried)");
   }
-  CLI11_PARSE(app, argc, argv);
+  saga::apps::add_version(app, name);
+  if (auto code = saga::apps::parse_command_line(app, argc, argv)) return *code;
 
   auto bus = samples::open_kafka(bootstrap, name);
   if (!bus) return 1;

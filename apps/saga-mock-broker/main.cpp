@@ -13,12 +13,14 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+#include "cli.hpp"
 
 namespace {
 
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
   app.add_option("--topic", topics,
                  "Create this topic at start (repeatable); others are "
                  "created when first used");
-  CLI11_PARSE(app, argc, argv);
+  saga::apps::add_version(app, "saga-mock-broker");
+  if (auto code = saga::apps::parse_command_line(app, argc, argv)) return *code;
 
   // Signals are taken by sigwait() below, not by handlers on random threads.
   sigset_t stop;

@@ -3,11 +3,12 @@
 
 #include <iostream>
 
+#include "cli.hpp"
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"sagactl: check and draw .saga definitions, inspect saga logs", "sagactl"};
-  app.set_version_flag("--version", std::string("sagactl ") + SAGA_VERSION);
+  saga::apps::add_version(app, "sagactl");
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 failure, 2 usage error, 3 replay --check found a log the "
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   sagactl::add_dsl_commands(app);
   sagactl::add_log_commands(app);
   sagactl::add_server_commands(app);
+  for (CLI::App* command : app.get_subcommands({})) saga::apps::add_version(*command, "sagactl");
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a command failed and said why

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cli.hpp"
 #include "config.hpp"
 #include "daemon.hpp"
 #include "http_api.hpp"
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   CLI::App app{"sagad: the saga orchestrator as a process, with an HTTP API", "sagad"};
-  app.set_version_flag("--version", std::string("sagad ") + SAGA_VERSION);
+  saga::apps::add_version(app, "sagad");
   sagad::Config config;
   std::string config_file;
   app.add_option("--config", config_file, "A TOML file (see sagad.example.toml)")
@@ -53,11 +54,7 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 clean stop, 1 failure, 2 usage or configuration error.\n"
       "Signals: SIGTERM/SIGINT stop (a second one at once), SIGHUP reloads the definitions.");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (auto code = saga::apps::parse_command_line(app, argc, argv)) return *code;
   if (!config_file.empty()) {
     if (saga::Status st = sagad::load_toml(config_file, &config); !st.ok()) {
       std::cerr << "sagad: " << st.message() << "\n";
