@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -215,6 +216,30 @@ TEST_F(SagactlLog, ListSaysHowManyMoreMatchAndSpeaksJson) {
   auto bad = sagactl("list --since yesterday --db " + db);
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("neither a duration"));
+}
+
+TEST_F(SagactlLog, ListColumnsStayAlignedWithALongId) {
+  const std::string long_db = testutil::temp_path("long.db");
+  const std::string long_id = "order-" + std::string(80, 'x');
+  {
+    LiveLog log;
+    ASSERT_OK(log.open(long_db));
+    for (const std::string& id : {std::string("s-1"), long_id})
+      log.engine->start({.definition = "PlaceOrder", .saga_id = id, .input = "{}"}, [](auto) {});
+    for (int i = 0; i < 5; ++i) {
+      log.engine->poll();
+      log.clock.advance(Duration(500));
+    }
+    log.engine->close();
+  }
+  auto r = sagactl("list --db " + long_db);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(long_id));
+  std::set<size_t> type_column;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("PlaceOrder") != std::string::npos) type_column.insert(line.find("PlaceOrder"));
+  EXPECT_EQ(type_column.size(), 1u) << r.out;  // both rows put their type at one column
 }
 
 TEST_F(SagactlLog, ReplayCheckConfirmsDeterminismFromTheLogAlone) {

@@ -633,6 +633,23 @@ TEST_F(Sagad, ListensOnLoopbackByDefaultAndTakesItsTokenFromTheEnvironment) {
   EXPECT_THAT(read_log(), ::testing::Not(HasSubstr("env-token-value")));
 }
 
+TEST_F(Sagad, LogLevelChoosesWhatIsLogged) {
+  start({"--log-level", "debug"});
+  auto accepted =
+      post("/sagas", {{"type", "PlaceOrder"}, {"id", "l-1"}, {"data", order("l-1", 10)}});
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 202);
+  EXPECT_EQ(start_saga("PlaceOrder", "l-1b", order("l-1b", 10))["status"], "completed");
+  EXPECT_EQ(stop(), 0);
+  EXPECT_THAT(read_log(), HasSubstr("saga accepted"));  // a debug line
+  EXPECT_THAT(read_log(), HasSubstr("saga ended"));
+  start({"--log-level", "warn"});
+  start_saga("PlaceOrder", "l-2", order("l-2", 10));
+  EXPECT_EQ(stop(), 0);
+  EXPECT_THAT(read_log(), ::testing::Not(HasSubstr("saga ended")));  // info lines are left out
+  EXPECT_THAT(read_log(), ::testing::Not(HasSubstr("sagad started")));
+}
+
 TEST_F(Sagad, RunsWithTheShippedExampleConfigAndFlagsOverrideIt) {
   start({"--config", std::string(SAGA_SOURCE_DIR) + "/apps/sagad/sagad.example.toml"});
   EXPECT_EQ(start_saga("PlaceOrder", "c-1", order("c-1", 10))["status"], "completed");
@@ -766,6 +783,10 @@ TEST_F(Sagad, BadFlagsConfigAndDefinitionsAreClearErrors) {
   auto empty = run("--definitions " + dir + "/empty --db " + db);
   EXPECT_EQ(empty.exit_code, 1);
   EXPECT_THAT(empty.err, HasSubstr("no .saga file"));
+  std::ofstream(dir + "/comments.saga") << "# only a comment, no saga\n";
+  auto no_saga = run("--definitions " + dir + "/comments.saga --db " + db);
+  EXPECT_EQ(no_saga.exit_code, 1);
+  EXPECT_THAT(no_saga.err, HasSubstr("comments.saga: no saga in it"));
   std::ofstream(dir + "/bad.toml") << "db = \"x.db\"\nlisten = 3\n";
   auto config = run("--config " + dir + "/bad.toml --definitions " + dir + "/defs");
   EXPECT_EQ(config.exit_code, 2);

@@ -1,7 +1,7 @@
 // Kill the embedded order service with SIGKILL at seeded random moments, restart it, let it
 // finish, then check the saga log and every participant's own ledger.
 //
-//   SAGA_CRASH_CYCLES=1000 build/tests/crash/crash_test   (250 sagas per cycle by default)
+//   SAGA_CRASH_CYCLES=1000 build/tests/crash/crash_test   (500 sagas per cycle by default)
 // runs the long version; SAGA_SEED=N repeats a run.
 #include <signal.h>
 
@@ -25,7 +25,7 @@ int env_int(const char* name, int fallback) {
 
 TEST(CrashTest, OrderSystemEndsConsistentAfterRepeatedSigkillOfTheService) {
   const int cycles = env_int("SAGA_CRASH_CYCLES", 30);
-  const int sagas = env_int("SAGA_CRASH_SAGAS", 250 * cycles);
+  const int sagas = env_int("SAGA_CRASH_SAGAS", 500 * cycles);
   // Sagas in flight; scripts/test.sh lowers it under ThreadSanitizer, whose slowness would
   // otherwise turn the 1 s step timeouts into a storm of retries.
   const std::string window = std::to_string(env_int("SAGA_CRASH_WINDOW", 1000));
@@ -52,7 +52,12 @@ TEST(CrashTest, OrderSystemEndsConsistentAfterRepeatedSigkillOfTheService) {
       continue;
     }
     service.kill(SIGKILL);
-    ASSERT_EQ(service.wait(std::chrono::seconds(10)), 128 + SIGKILL);
+    const auto code = service.wait(std::chrono::seconds(10));
+    if (code == 0) {  // it ended on its own between the wait and the kill
+      ++finished_early;
+      continue;
+    }
+    ASSERT_EQ(code, 128 + SIGKILL);
     ++killed;
   }
   testutil::ChildProcess last(argv(cycles), log);
