@@ -172,6 +172,24 @@ TEST_F(SagactlLog, ShowIsInColourOnATerminalUnlessNoColorIsSet) {
   EXPECT_THAT(*plain, ::testing::Not(HasSubstr("\x1b[")));
 }
 
+TEST(SagactlValidate, DiagnosticsAreInColourOnATerminalOnly) {
+  const std::string file = testutil::temp_path("broken.saga");
+  std::ofstream(file) << "saga Broken version 1 {\n  step a { command x }\n}\n";
+  const std::string validate = std::string(SAGACTL) + " validate " + file;
+  const auto coloured = on_terminal(validate, false);
+  if (!coloured) GTEST_SKIP() << "no pseudo-terminal on this machine (forkpty failed)";
+  EXPECT_THAT(*coloured, HasSubstr("error"));
+  EXPECT_THAT(*coloured, HasSubstr("\x1b["));
+  const auto plain = on_terminal(validate, true);
+  ASSERT_TRUE(plain);
+  EXPECT_THAT(*plain, HasSubstr("error"));
+  EXPECT_THAT(*plain, ::testing::Not(HasSubstr("\x1b[")));
+  auto piped = testutil::run_command(validate);
+  EXPECT_EQ(piped.exit_code, 1);
+  EXPECT_THAT(piped.err, HasSubstr("broken.saga:2:"));
+  EXPECT_THAT(piped.err, ::testing::Not(HasSubstr("\x1b[")));
+}
+
 TEST_F(SagactlLog, ShowJsonAndExportNameEveryEventsStepAndCommand) {
   auto r = sagactl("show declined-2 --json --db " + db);
   ASSERT_EQ(r.exit_code, 0) << r.err;

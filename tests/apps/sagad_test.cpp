@@ -633,6 +633,19 @@ TEST_F(Sagad, ListensOnLoopbackByDefaultAndTakesItsTokenFromTheEnvironment) {
   EXPECT_THAT(read_log(), ::testing::Not(HasSubstr("env-token-value")));
 }
 
+TEST_F(Sagad, RunsSagasOnSeveralPartitionsAndRecoversThemAll) {
+  start({"--partitions", "3"});
+  for (int i = 0; i < 9; ++i) {
+    const std::string id = "p-" + std::to_string(i);
+    EXPECT_EQ(start_saga("PlaceOrder", id, order(id, 10))["status"], "completed") << id;
+  }
+  EXPECT_EQ(stop(), 0);
+  start({"--partitions", "3"});
+  for (int i = 0; i < 9; ++i)
+    EXPECT_EQ(get("/sagas/p-" + std::to_string(i))["status"], "completed");
+  EXPECT_EQ(get("/sagas?limit=100")["sagas"].size(), 9u);
+}
+
 TEST_F(Sagad, LogLevelChoosesWhatIsLogged) {
   start({"--log-level", "debug"});
   auto accepted =
