@@ -202,10 +202,10 @@ int main(int argc, char** argv) {
       }
       bootstrap = broker->bootstrap;
     }
-    // One saga in flight has nothing to batch: send at once. Many in flight: linger half a
-    // millisecond, and let records gather while one produce request is out. On the mock only,
-    // poll: it holds a fetch that found nothing for the whole fetch.wait.max.ms even when a
-    // record arrives meanwhile (a real broker answers at once). docs/performance.md has the
+    // The latency run (one saga in flight) has nothing to batch: send at once. The throughput
+    // run lingers half a millisecond and lets records gather while one produce request is out. On
+    // the mock only, poll: it holds a fetch that found nothing for the whole fetch.wait.max.ms even
+    // when a record arrives meanwhile (a real broker answers at once). docs/performance.md has the
     // figures of each.
     if (run == "latency") {
       client_props["linger.ms"] = "0";

@@ -200,6 +200,7 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
       {
         std::lock_guard l(mu);
         partitions.clear();
+        ready = false;
       }
       rd_kafka_assign(rk.get(), nullptr);
       return;
@@ -209,6 +210,7 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
       std::lock_guard l(mu);
       for (int i = 0; i < list->cnt; ++i)
         partitions.erase(Key{list->elems[i].topic, list->elems[i].partition});
+      ready = false;  // a rejoin follows
     }
     if (cooperative) {
       rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk.get(), list);

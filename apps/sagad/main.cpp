@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   log.info("sagad started", {{"http", std::to_string(*port)},
                              {"db", config.db},
                              {"transport", config.transport},
+                             {"partitions", std::to_string(config.partitions)},
                              {"definitions", std::to_string((*daemon)->definitions().size())},
                              {"auth", config.token.empty() ? "none" : "bearer token"}});
 

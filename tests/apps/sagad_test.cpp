@@ -640,6 +640,7 @@ TEST_F(Sagad, RunsSagasOnSeveralPartitionsAndRecoversThemAll) {
     EXPECT_EQ(start_saga("PlaceOrder", id, order(id, 10))["status"], "completed") << id;
   }
   EXPECT_EQ(stop(), 0);
+  EXPECT_THAT(read_log(), HasSubstr("partitions=3"));
   start({"--partitions", "3"});
   for (int i = 0; i < 9; ++i)
     EXPECT_EQ(get("/sagas/p-" + std::to_string(i))["status"], "completed");
@@ -719,6 +720,22 @@ TEST_F(Sagad, ReadmeWalkthroughCompensatedAndStuckShipOrderRetriedAfterTheFix) {
   ASSERT_TRUE(line.has_value()) << read_log();
   port = std::stoi(line->substr(line->rfind(':') + 1));
   client = std::make_unique<httplib::Client>("127.0.0.1", port);
+  // The README's first sagad block: a completed and a declined order, the list, the metrics.
+  json completed = start_saga("PlaceOrder", "order-1", order("order-1", 40));
+  EXPECT_EQ(completed["status"], "completed");
+  EXPECT_EQ(completed["context"]["payment_id"], "pay-order-1");
+  json declined = start_saga("PlaceOrder", "order-2", order("order-2", 900));
+  EXPECT_EQ(declined["status"], "compensated");
+  EXPECT_EQ(declined["reason"],
+            "step 'charge_payment' failed: card declined: 900 exceeds the limit of 500");
+  EXPECT_EQ(get("/sagas?status=compensated")["sagas"][0]["id"], "order-2");
+  EXPECT_EQ(metric(R"(saga_finished_total{status="compensated",type="PlaceOrder"})"), 1);
+  EXPECT_EQ(metric(R"(saga_finished_total{status="completed",type="PlaceOrder"})"), 1);
+  auto shown = testutil::run_command(std::string(SAGACTL) + " show order-2 --db " + db);
+  EXPECT_THAT(shown.out, HasSubstr("<- rejected in "));
+  EXPECT_THAT(shown.out, HasSubstr("<< compensate: inventory.ReleaseReservation attempt 1"));
+  EXPECT_THAT(shown.out, HasSubstr("== COMPENSATED: step 'charge_payment' failed"));
+
   auto ship = [](const std::string& id, const std::string& region) {
     return json{{"order_id", id}, {"sku", "widget"}, {"qty", 1}, {"region", region}};
   };

@@ -539,7 +539,9 @@ TEST(SqliteStore, CommitFailingHalfwayRollsBackTheWholeBatch) {
 }
 
 // A log file is data, never code: a trigger planted in it that tries to load a library is
-// refused by SQLite, the commit fails cleanly, and the store goes on.
+// refused (SQLite refuses load_extension in triggers whatever the connection allows; the
+// store also turns the C API's extension loading off), the commit fails cleanly, and the store
+// goes on once the trigger is gone.
 TEST(SqliteStore, ATriggerInTheFileCannotLoadAnExtension) {
   const std::string path = temp_path("store.db");
   auto store = open_store(options_for(path));

@@ -75,7 +75,9 @@ class KafkaTransport : public Transport {
   // Waits until every message sent so far has its delivery report, or `timeout` passes.
   Status flush(Duration timeout);
   // Waits until every subscribed channel's consumer has joined its group and holds its
-  // partitions (a group join takes seconds: the broker waits for more members).
+  // partitions (a group join takes seconds: the broker waits for more members). With
+  // one_consumer, channels subscribed while a join is under way may be answered by the next
+  // rebalance: with auto.offset.reset=latest, subscribe every channel before producing.
   Status wait_ready(Duration timeout);
   Stats stats() const;
 
