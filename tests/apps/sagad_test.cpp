@@ -327,6 +327,12 @@ TEST_F(Sagad, JsonLogsNameTheSagaCommandAndTrace) {
   }
   EXPECT_TRUE(ended) << read_log();
   EXPECT_TRUE(send_failed) << read_log();
+#ifdef SAGACTL
+  // The saga's log keeps its trace: sagactl show prints it under the header.
+  auto shown = testutil::run_command(std::string(SAGACTL) + " show t-1 --db " + db);
+  EXPECT_THAT(shown.out, HasSubstr("  trace " + trace + "\n"));
+  EXPECT_THAT(shown.out, HasSubstr("could not be sent"));
+#endif
 }
 
 TEST_F(Sagad, MutatingEndpointsNeedTheBearerTokenWhichIsNeverPrinted) {
