@@ -594,6 +594,22 @@ TEST_F(EngineTest, CommandThatCannotBeSentIsRecordedInTheTimelineAndTheStuckReas
   EXPECT_EQ(logged, 1);  // the resend loop does not flood the log
 }
 
+TEST_F(EngineTest, StepThatTimesOutIsShownSoInTheTimeline) {
+  participants.inventory.stop();
+  // Someone takes inventory's commands and never answers.
+  ASSERT_OK(transport.subscribe("inventory", [](Message, Ack ack) { ack(); }));
+  auto f = engine->start({.definition = "PlaceOrder", .saga_id = "silent", .input = order(1)});
+  for (int i = 0; i < 400 && f.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+       ++i) {
+    engine->poll();
+    clock.advance(Duration(100));
+  }
+  const std::string timeline =
+      format_timeline("silent", mem.events("silent").value(), engine->definition("PlaceOrder", 0));
+  EXPECT_NE(timeline.find("!! timed out"), std::string::npos) << timeline;
+  EXPECT_NE(timeline.find("reserve_inventory"), std::string::npos) << timeline;
+}
+
 TEST(EngineThreads, ManySagasOnSeveralPartitionsWithRealThreads) {
   MemoryStore store;
   MemoryTransport bus;
