@@ -113,6 +113,24 @@ class KafkaTest : public ::testing::Test {
          .saga_id = id,
          .input = std::string("{\"decline\":") + (decline ? "true" : "false") + "}"});
   }
+  // Ten orders, every fifth declined: 8 complete, 2 are compensated with their release.
+  void run_ten_orders(const std::string& prefix) {
+    std::vector<std::future<Result<SagaOutcome>>> sagas;
+    for (int i = 0; i < 10; ++i) sagas.push_back(order(prefix + std::to_string(i), i % 5 == 0));
+    int completed = 0, compensated = 0;
+    for (auto& f : sagas) {
+      ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+      auto r = f.get();
+      ASSERT_OK(r);
+      completed += r->status == SagaStatus::kCompleted;
+      compensated += r->status == SagaStatus::kCompensated;
+    }
+    EXPECT_EQ(completed, 8);
+    EXPECT_EQ(compensated, 2);
+    auto& l = participants->ledger;
+    EXPECT_EQ(l.count(l.released, prefix + "0"), 1);  // ReleaseReservation after the decline
+    EXPECT_EQ(l.count(l.confirmed, prefix + "1"), 1);
+  }
   // Produces one raw record, as a service in another language (or a broken one) would.
   void produce_raw(const std::string& topic, const std::string& value) {
     char err[256];
@@ -138,43 +156,16 @@ class KafkaTest : public ::testing::Test {
 
 TEST_F(KafkaTest, OrderSagaCompletesAndCompensatesOverKafka) {
   start_order_system();
-  std::vector<std::future<Result<SagaOutcome>>> sagas;
-  for (int i = 0; i < 10; ++i) sagas.push_back(order("k" + std::to_string(i), i % 5 == 0));
-  int completed = 0, compensated = 0;
-  for (auto& f : sagas) {
-    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
-    auto r = f.get();
-    ASSERT_OK(r);
-    completed += r->status == SagaStatus::kCompleted;
-    compensated += r->status == SagaStatus::kCompensated;
-  }
-  EXPECT_EQ(completed, 8);
-  EXPECT_EQ(compensated, 2);
+  run_ten_orders("k");
   auto& l = participants->ledger;
-  EXPECT_EQ(l.count(l.released, "k0"), 1);  // ReleaseReservation after the declined charge
   EXPECT_EQ(l.count(l.charged, "k0"), 0);
-  EXPECT_EQ(l.count(l.confirmed, "k1"), 1);
 }
 
-// As saga-bench runs: each client gives a group.id, so its channels (three participants on
+// As saga-bench runs: each client sets one_consumer, so its channels (three participants on
 // one client) share one consumer.
 TEST_F(KafkaTest, OrderSagaCompletesAndCompensatesWithEachClientsChannelsOnOneConsumer) {
   start_order_system(true);
-  std::vector<std::future<Result<SagaOutcome>>> sagas;
-  for (int i = 0; i < 10; ++i) sagas.push_back(order("s" + std::to_string(i), i % 5 == 0));
-  int completed = 0, compensated = 0;
-  for (auto& f : sagas) {
-    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
-    auto r = f.get();
-    ASSERT_OK(r);
-    completed += r->status == SagaStatus::kCompleted;
-    compensated += r->status == SagaStatus::kCompensated;
-  }
-  EXPECT_EQ(completed, 8);
-  EXPECT_EQ(compensated, 2);
-  auto& l = participants->ledger;
-  EXPECT_EQ(l.count(l.released, "s0"), 1);
-  EXPECT_EQ(l.count(l.confirmed, "s1"), 1);
+  run_ten_orders("s");
   const auto stats = participant_bus->stats();
   EXPECT_EQ(stats.consumers, 1u);  // three channels, one consumer
   for (const char* channel : {"inventory", "payment", "orders"})
