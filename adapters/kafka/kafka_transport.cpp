@@ -241,17 +241,19 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
   void deliver(const rd_kafka_message_t* m) {
     const std::string topic = rd_kafka_topic_name(m->rkt);
     Key key{topic, m->partition};
+    const int64_t offset = m->offset;
     std::shared_ptr<Channel> found;
+    uint64_t generation;
     {
       std::lock_guard l(mu);
-      if (auto it = channels.find(topic); it != channels.end()) {
-        found = it->second;
-      } else {
-        // Its channel just left: never settled, this offset holds back the partition's
-        // stored offset until the partition is assigned again, and then it comes again.
-        assignment(key).pending.insert(m->offset);
-        return;
-      }
+      Offsets& p = assignment(key);
+      p.pending.insert(offset);
+      generation = p.generation;
+      auto it = channels.find(topic);
+      // Its channel just left: never settled, this offset holds back the partition's stored
+      // offset until the partition is assigned again, and then it comes again.
+      if (it == channels.end()) return;
+      found = it->second;
     }
     Channel& channel = *found;
     impl->consumed++;
@@ -261,14 +263,6 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
                               .count();
       channel.lag_ms_sum += static_cast<uint64_t>(std::max<int64_t>(0, now - at));
       channel.lag_samples++;
-    }
-    const int64_t offset = m->offset;
-    uint64_t generation;
-    {
-      std::lock_guard l(mu);
-      Offsets& p = assignment(key);
-      p.pending.insert(offset);
-      generation = p.generation;
     }
     std::string value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
     std::string record_key(m->key ? static_cast<const char*>(m->key) : "", m->key_len);
