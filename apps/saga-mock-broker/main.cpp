@@ -13,13 +13,13 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
 #include "cli.hpp"
 
 namespace {
