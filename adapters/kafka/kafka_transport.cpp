@@ -70,16 +70,19 @@ struct KafkaTransport::Impl {
   std::atomic<bool> stopping{false};
   std::mutex changes_mu;  // one subscribe or unsubscribe at a time
   std::mutex mu;
-  // Consumers by channel ("" for the one consumer of one_consumer), and the consumer each
-  // subscribed channel is on.
+  // Consumers by consumer_key(), and the channels subscribed.
   std::unordered_map<std::string, std::shared_ptr<Consumer>> consumers;
-  std::unordered_map<std::string, std::string> channel_consumer;
+  std::set<std::string> subscribed;
   std::atomic<uint64_t> produced{0}, delivery_failures{0}, consumed{0}, dead{0};
   std::mutex log_mu;
   std::set<std::string> logged;  // lines already logged (bounded: forgotten when full)
 
   void log(const std::string& line) {
     if (opts.log) opts.log(line);
+  }
+  // The consumer a channel is on: its own, or with one_consumer the one for all.
+  std::string consumer_key(const std::string& channel) const {
+    return opts.one_consumer ? std::string() : channel;
   }
   void log_once(const std::string& line) {
     {
@@ -143,6 +146,13 @@ struct Consumer : std::enable_shared_from_this<Consumer> {
     Offsets& p = partitions[key];
     if (p.generation == 0) p.generation = ++generations;
     return p;
+  }
+
+  // The topics of its channels. REQUIRES: mu held.
+  std::vector<std::string> topics() const {
+    std::vector<std::string> out;
+    for (const auto& [topic, channel] : channels) out.push_back(topic);
+    return out;
   }
 
   // Makes `topics` the subscription (a change rebalances the group).
@@ -484,7 +494,7 @@ KafkaTransport::~KafkaTransport() {
   {
     std::lock_guard l(impl_->mu);
     consumers.swap(impl_->consumers);
-    impl_->channel_consumer.clear();
+    impl_->subscribed.clear();
   }
   for (const auto& [group, c] : consumers) impl_->close(c);
   if (!flush(Duration(10000)).ok()) {
@@ -511,15 +521,13 @@ void KafkaTransport::send(Message message, Completion done) {
 Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
   std::lock_guard changes(impl_->changes_mu);
   const auto& props = impl_->opts.properties;
-  const std::string group = impl_->opts.one_consumer  ? props.at("group.id")
-                            : props.count("group.id") ? props.at("group.id")
-                                                      : impl_->opts.group_prefix + "." + channel;
-  // One consumer per channel, or with one_consumer one for all channels.
-  const std::string key = impl_->opts.one_consumer ? std::string() : channel;
+  const std::string group =
+      props.count("group.id") ? props.at("group.id") : impl_->opts.group_prefix + "." + channel;
+  const std::string key = impl_->consumer_key(channel);
   std::shared_ptr<Consumer> c;
   {
     std::lock_guard l(impl_->mu);
-    if (impl_->channel_consumer.count(channel))
+    if (impl_->subscribed.count(channel))
       return Status::AlreadyExists("channel '" + channel + "' already has a handler");
     if (auto it = impl_->consumers.find(key); it != impl_->consumers.end()) c = it->second;
   }
@@ -551,7 +559,7 @@ Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
       return Status::AlreadyExists("topic '" + topic + "' is already consumed for channel '" +
                                    it->second->name + "'");
     c->channels.emplace(topic, ch);
-    for (const auto& [t, unused] : c->channels) topics.push_back(t);
+    topics = c->topics();
   }
   if (rd_kafka_resp_err_t e = c->subscribe_to(topics); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     std::lock_guard m(c->mu);
@@ -561,7 +569,7 @@ Status KafkaTransport::subscribe(const std::string& channel, Handler handler) {
   if (fresh) c->thread = std::thread([raw = c.get()] { raw->run(); });
   std::lock_guard l(impl_->mu);
   if (fresh) impl_->consumers.emplace(key, c);
-  impl_->channel_consumer.emplace(channel, key);
+  impl_->subscribed.insert(channel);
   return Status::Ok();
 }
 
@@ -571,14 +579,11 @@ void KafkaTransport::unsubscribe(const std::string& channel) {
   bool last = false;
   {
     std::lock_guard changes(impl_->changes_mu);
-    std::string key;
+    const std::string key = impl_->consumer_key(channel);
     {
       std::lock_guard l(impl_->mu);
-      auto it = impl_->channel_consumer.find(channel);
-      if (it == impl_->channel_consumer.end()) return;
-      key = it->second;
+      if (impl_->subscribed.erase(channel) == 0) return;
       c = impl_->consumers.at(key);
-      impl_->channel_consumer.erase(it);
     }
     std::vector<std::string> topics;
     {
@@ -586,7 +591,7 @@ void KafkaTransport::unsubscribe(const std::string& channel) {
       auto it = c->channels.find(topic_of(channel));
       removed = std::move(it->second);
       c->channels.erase(it);
-      for (const auto& [t, unused] : c->channels) topics.push_back(t);
+      topics = c->topics();
     }
     if (topics.empty()) {
       last = true;

@@ -160,30 +160,32 @@ std::optional<std::string> on_terminal(const std::string& command, bool no_color
   return out;
 }
 
+// Checks that `command` prints `text` in colour on a terminal and plain under NO_COLOR; false
+// when this machine has no pseudo-terminals.
+bool coloured_on_terminal_only(const std::string& command, const std::string& text) {
+  const auto coloured = on_terminal(command, false);
+  if (!coloured) return false;
+  EXPECT_THAT(*coloured, HasSubstr(text));
+  EXPECT_THAT(*coloured, HasSubstr("\x1b["));
+  const auto plain = on_terminal(command, true);
+  EXPECT_TRUE(plain);
+  EXPECT_THAT(plain.value_or(""), HasSubstr(text));
+  EXPECT_THAT(plain.value_or(""), ::testing::Not(HasSubstr("\x1b[")));
+  return true;
+}
+
 TEST_F(SagactlLog, ShowIsInColourOnATerminalUnlessNoColorIsSet) {
   const std::string show = std::string(SAGACTL) + " show declined-2 --db " + db;
-  const auto coloured = on_terminal(show, false);
-  if (!coloured) GTEST_SKIP() << "no pseudo-terminal on this machine (forkpty failed)";
-  EXPECT_THAT(*coloured, HasSubstr("COMPENSATED"));
-  EXPECT_THAT(*coloured, HasSubstr("\x1b["));
-  const auto plain = on_terminal(show, true);
-  ASSERT_TRUE(plain);
-  EXPECT_THAT(*plain, HasSubstr("COMPENSATED"));
-  EXPECT_THAT(*plain, ::testing::Not(HasSubstr("\x1b[")));
+  if (!coloured_on_terminal_only(show, "COMPENSATED"))
+    GTEST_SKIP() << "no pseudo-terminal on this machine (forkpty failed)";
 }
 
 TEST(SagactlValidate, DiagnosticsAreInColourOnATerminalOnly) {
   const std::string file = testutil::temp_path("broken.saga");
   std::ofstream(file) << "saga Broken version 1 {\n  step a { command x }\n}\n";
   const std::string validate = std::string(SAGACTL) + " validate " + file;
-  const auto coloured = on_terminal(validate, false);
-  if (!coloured) GTEST_SKIP() << "no pseudo-terminal on this machine (forkpty failed)";
-  EXPECT_THAT(*coloured, HasSubstr("error"));
-  EXPECT_THAT(*coloured, HasSubstr("\x1b["));
-  const auto plain = on_terminal(validate, true);
-  ASSERT_TRUE(plain);
-  EXPECT_THAT(*plain, HasSubstr("error"));
-  EXPECT_THAT(*plain, ::testing::Not(HasSubstr("\x1b[")));
+  if (!coloured_on_terminal_only(validate, "error"))
+    GTEST_SKIP() << "no pseudo-terminal on this machine (forkpty failed)";
   auto piped = testutil::run_command(validate);
   EXPECT_EQ(piped.exit_code, 1);
   EXPECT_THAT(piped.err, HasSubstr("broken.saga:2:"));
